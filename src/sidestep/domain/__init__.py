@@ -1,0 +1,1 @@
+"""Pure models, state machines and policies. Imports nothing else of Sidestep's."""
