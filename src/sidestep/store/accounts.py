@@ -86,6 +86,11 @@ class Accounts:
             return None
         return user
 
+    async def set_password(self, user: User, password: str) -> None:
+        """Replace a user's password (raises `WeakPassword`) and end their browser sessions."""
+        user.password_hash = hash_password(password)
+        await self.session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
     async def add_member(
         self, *, workspace_id: int, user_id: int, role: Role, at: datetime
     ) -> Member:
@@ -100,7 +105,9 @@ class Accounts:
 
     async def role_of(self, *, user_id: int, workspace_id: int) -> Role | None:
         role = await self.session.scalar(
-            select(Member.role).where(Member.user_id == user_id, Member.workspace_id == workspace_id)
+            select(Member.role).where(
+                Member.user_id == user_id, Member.workspace_id == workspace_id
+            )
         )
         return Role(role) if role else None
 

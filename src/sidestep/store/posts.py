@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,14 +100,14 @@ class Posts:
             select(Post).where(Post.id == post_id, Post.workspace_id == self.workspace_id)
         )
 
-    async def list(self, *, limit: int = 100, offset: int = 0) -> list[Post]:
+    async def list(self, *, limit: int = 100, offset: int = 0) -> builtins.list[Post]:
         query = (
             select(Post).where(Post.workspace_id == self.workspace_id)
             .order_by(Post.due_at.desc(), Post.id.desc()).limit(limit).offset(offset)
         )
         return list((await self.session.scalars(query)).all())
 
-    async def deliveries(self, post_id: int) -> list[Delivery]:
+    async def deliveries(self, post_id: int) -> builtins.list[Delivery]:
         query = select(Delivery).where(
             Delivery.post_id == post_id, Delivery.workspace_id == self.workspace_id
         ).order_by(Delivery.id)
@@ -120,7 +121,7 @@ class Posts:
         )
         return {state: count for state, count in rows.all()}
 
-    async def attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
+    async def attempts(self, delivery_id: int) -> builtins.list[DeliveryAttempt]:
         delivery = await self.session.scalar(
             select(Delivery.id).where(Delivery.id == delivery_id,
                                       Delivery.workspace_id == self.workspace_id)

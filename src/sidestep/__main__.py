@@ -1,0 +1,3 @@
+from sidestep.cli import main
+
+main()
