@@ -12,21 +12,25 @@ from sidestep.store.health import Health
 from sidestep.store.posts import Posts
 
 
+_SHORT_MEDIA = {"image": "img", "video": "vid", "audio": "aud", "document": "doc"}
+
+
 def platforms(
     owner: str | None = typer.Option(None, help="Only platforms of this owner, e.g. Meta."),
 ) -> None:
     """The platform catalogue: owners, kinds, limits and how each is watched."""
     from sidestep.catalogue import default_catalogue
 
-    table = Table("key", "name", "owner", "kind", "text limit", "media", "status feed")
+    table = Table("key", "owner", "kind", "text", "media", "status feed")
     shown = 0
     for p in default_catalogue().all():
         if owner and p.owner.lower() != owner.lower():
             continue
         shown += 1
         feed = p.status_feed.kind if p.status_feed else "—"
-        table.add_row(p.key, p.name, p.owner, p.kind, f"{p.limits.text_max_chars:,}",
-                      ", ".join(p.limits.media_kinds) or "—", feed)
+        media = " ".join(_SHORT_MEDIA[k] for k in p.limits.media_kinds) or "—"
+        table.add_row(p.key, p.owner.split(" (")[0], p.kind, f"{p.limits.text_max_chars:,}",
+                      media, feed)
     console.print(table if shown else f"No platform has the owner {owner!r}.")
 
 
