@@ -55,6 +55,8 @@ class FaultChange:
     fault: Fault
     feature: str | None
     on: bool
+    rate: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ class FaultBoard:
         now = self._clock.now()
         active = ActiveFault(platform, fault, now, feature, rate, dict(params))
         self._active[(platform, fault, feature)] = active
-        self.history.append(FaultChange(now, platform, fault, feature, True))
+        self.history.append(FaultChange(now, platform, fault, feature, True, rate, dict(params)))
         return active
 
     def clear(self, platform: str | None = None, fault: Fault | None = None) -> int:
@@ -107,14 +109,18 @@ class FaultBoard:
             if (platform is None or key[0] == platform) and (fault is None or key[1] == fault)
         ]
         for key in gone:
-            del self._active[key]
-            self.history.append(FaultChange(now, key[0], key[1], key[2], False))
+            ended = self._active.pop(key)
+            self.history.append(
+                FaultChange(now, key[0], key[1], key[2], False, ended.rate, dict(ended.params))
+            )
         return len(gone)
 
     def active(self, platform: str | None = None) -> list[ActiveFault]:
         return [f for f in self._active.values() if platform is None or f.platform == platform]
 
-    def applicable(self, platform: str, feature: str | None, rng: random.Random) -> ActiveFault | None:
+    def applicable(
+        self, platform: str, feature: str | None, rng: random.Random
+    ) -> ActiveFault | None:
         """The fault that hits one request to `platform` for `feature`, if any.
 
         DNS and connection faults come first (nothing else is reached past them); a fault with
@@ -173,7 +179,7 @@ class SimWorld:
 
     def __init__(self, *, clock: Clock, seed: int = 0) -> None:
         self.clock = clock
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - replayable fault draws, not secrets
         self.faults = FaultBoard(clock)
         self.record = PostRecord(clock)
         # platform -> token -> account name. Profiles accept only these tokens.
