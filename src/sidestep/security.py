@@ -31,6 +31,17 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+_DUMMY_HASH = _hasher.hash("sidestep-dummy-password")
+
+
+def verify_password_or_dummy(password_hash: str | None, password: str) -> bool:
+    """Verify against the hash, or against a dummy one so that a missing user costs as long."""
+    if password_hash is None:
+        verify_password(_DUMMY_HASH, password)
+        return False
+    return verify_password(password_hash, password)
+
+
 def new_token(prefix: str = "") -> str:
     """A random URL-safe token (256 bits), optionally prefixed so people can recognise it."""
     return prefix + secrets.token_urlsafe(32)

@@ -48,6 +48,15 @@ class Database:
             async with session.begin():
                 yield session
 
+    async def ping(self) -> bool:
+        """True when the database answers and has been migrated."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1 FROM alembic_version")
+        except Exception:  # noqa: BLE001 - any failure means "not ready", reported as such
+            return False
+        return True
+
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied."""
         async with self.engine.begin() as conn:

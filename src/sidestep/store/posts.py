@@ -113,6 +113,18 @@ class Posts:
         ).order_by(Delivery.id)
         return list((await self.session.scalars(query)).all())
 
+    async def deliveries_for(self, post_ids: Sequence[int]) -> dict[int, builtins.list[Delivery]]:
+        """Deliveries of several posts in one query, keyed by post id."""
+        found: dict[int, builtins.list[Delivery]] = {post_id: [] for post_id in post_ids}
+        if not post_ids:
+            return found
+        query = select(Delivery).where(
+            Delivery.post_id.in_(post_ids), Delivery.workspace_id == self.workspace_id
+        ).order_by(Delivery.id)
+        for delivery in (await self.session.scalars(query)).all():
+            found[delivery.post_id].append(delivery)
+        return found
+
     async def delivery_counts(self) -> dict[str, int]:
         rows = await self.session.execute(
             select(Delivery.state, func.count()).where(
