@@ -61,9 +61,23 @@ class Profile:
         """Which feature a request uses: "text", "media", "auth", "read"... (for partial faults)."""
         return "text"
 
-    def error(self, kind: ErrorKind, message: str, *, retry_after_s: float | None = None) -> Response:
+    def error(
+        self, kind: ErrorKind, message: str, *, retry_after_s: float | None = None
+    ) -> Response:
         """The platform's own error response (status, headers, body) for `kind`."""
         raise NotImplementedError  # abstract
+
+    def platform_of(self, request: Request) -> str:
+        """Whose faults hit this request. A host shared by several products (Meta's
+        graph.facebook.com) answers for each of them; by default it is the profile's own."""
+        return self.key
+
+    def error_for(
+        self, request: Request, kind: ErrorKind, message: str, *, retry_after_s: float | None = None
+    ) -> Response:
+        """`error()` in the words the endpoint of `request` uses (X's v1.1 upload speaks v1.1,
+        Meta's products each their own). The server's fault gate calls this one."""
+        return self.error(kind, message, retry_after_s=retry_after_s)
 
     def bearer_account(self, request: Request) -> str | None:
         """The account behind an `Authorization: Bearer` token, or None if unknown."""

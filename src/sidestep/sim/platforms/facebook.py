@@ -266,6 +266,11 @@ class FacebookProfile(Profile):
               ) -> Response:
         return dialect_error(self.state, DIALECT, kind, message, retry_after_s=retry_after_s)
 
+    def error_for(self, request: Request, kind: ErrorKind, message: str, *,
+                  retry_after_s: float | None = None) -> Response:
+        return self.product_error(self.platform_of(request), kind, message,
+                                  retry_after_s=retry_after_s)
+
     def product_error(self, platform: str, kind: ErrorKind, message: str, *,
                       retry_after_s: float | None = None) -> Response:
         """`error()` in the words of another product served here (see `platform_of`)."""

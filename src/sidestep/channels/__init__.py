@@ -1,0 +1,1 @@
+"""Channel adapters: one module per platform, one error taxonomy, one HTTP layer."""

@@ -1,0 +1,1 @@
+"""One module per platform adapter; each defines one `Adapter` subclass."""
