@@ -16,6 +16,8 @@ import pytest
 
 from sidestep.clock import FrozenClock
 from sidestep.sim.dns import SimDnsServer
+from sidestep.sim.server import Simulator, catalogue_zones
+from sidestep.sim.testing import running_simulator
 from sidestep.sim.world import Fault, SimWorld
 
 RECORDS = {
@@ -235,3 +237,41 @@ async def test_it_stops_and_frees_its_port(world: SimWorld) -> None:
     writer.close()
     with pytest.raises(OSError):
         await asyncio.open_connection(srv.host, port)
+
+
+# --- the simulator's DNS server, with the catalogue's nameservers -----------------------------
+
+
+async def ask_simulator(sim: Simulator, name: str, rdtype: str) -> dns.message.Message:
+    assert sim.dns_address is not None
+    ip, port = sim.dns_address
+    return await dns.asyncquery.udp(dns.message.make_query(name, rdtype), ip, port=port,
+                                    timeout=2.0)
+
+
+def ns_names(response: dns.message.Message) -> list[str]:
+    return sorted(str(item.target) for rrset in response.answer for item in rrset)
+
+
+async def test_the_simulator_answers_ns_with_the_catalogues_nameservers() -> None:
+    async with running_simulator(seed=1) as sim:
+        facebook = await ask_simulator(sim, "facebook.com", "NS")
+        whatsapp = await ask_simulator(sim, "whatsapp.net", "NS")
+        glue = await ask_simulator(sim, "a.ns.facebook.com", "A")
+        dns_ip = sim.dns_address[0] if sim.dns_address else None
+        await sim.set_fault("facebook", Fault.DNS_SERVFAIL)
+        fallen = await ask_simulator(sim, "a.ns.facebook.com", "A")
+    assert ns_names(facebook) == [f"{n}.ns.facebook.com." for n in "abcd"]
+    assert ns_names(whatsapp) == [f"{n}.ns.whatsapp.net." for n in "abcd"]
+    assert addresses(glue) == [dns_ip]  # the nameserver names lead to the DNS server itself
+    assert fallen.rcode() == dns.rcode.SERVFAIL  # Meta's nameservers fall with facebook.com
+
+
+def test_a_zone_goes_to_the_nameservers_inside_it_and_only_if_a_host_is_simulated() -> None:
+    zones = catalogue_zones({"graph.facebook.com": ("facebook", "127.0.1.1"),
+                             "mmg.whatsapp.net": ("whatsapp", "127.0.1.2")})
+    # whatsapp also lists graph.facebook.com, but facebook.com is a.ns.facebook.com's zone.
+    assert zones == {
+        "facebook.com": [f"{n}.ns.facebook.com" for n in "abcd"],
+        "whatsapp.net": [f"{n}.ns.whatsapp.net" for n in "abcd"],
+    }
