@@ -1,0 +1,55 @@
+"""What every adapter test module provides, and the simulator the battery shares.
+
+Each `tests/channels/test_<platform>.py` defines:
+
+    async def prepare(sim: Simulator) -> dict[str, str]
+        set up the account on the simulator (tokens, boards, chats) and return the
+        channel's credentials as the adapter expects them;
+    def text_content() -> Content
+        the simplest post the platform takes (an image post for Instagram, a video for
+        YouTube and TikTok);
+    def media_content() -> Content | None
+        a post with media, for the partial (media fails, text works) fault; None if the
+        platform takes no media.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from types import ModuleType
+from urllib.parse import urlparse
+
+import pytest_asyncio
+
+from sidestep.channels.base import Adapter
+from sidestep.sim.server import Simulator
+from sidestep.sim.testing import running_simulator
+
+# A 1x1 PNG, for posts that need an image.
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def adapter_test_module(platform: str) -> ModuleType:
+    return importlib.import_module(f"tests.channels.test_{platform}")
+
+
+def host_owner(sim: Simulator, adapter_cls: type[Adapter]) -> str:
+    """The simulated platform whose listener serves the adapter's API host (connection
+    faults such as DNS and refused connections act on hosts, not on products)."""
+    from sidestep.catalogue import default_catalogue
+
+    host = urlparse(default_catalogue().get(adapter_cls.platform).api_base_urls[0]).hostname
+    for key, profile in sim.profiles.items():
+        if host in profile.hosts:
+            return key
+    raise AssertionError(f"no simulated profile serves {host}")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_sim() -> AsyncIterator[Simulator]:
+    async with running_simulator(seed=7) as sim:
+        yield sim
