@@ -249,7 +249,7 @@ EXPECTED = {
     ErrorKind.INVALID_REQUEST: (400, "invalid_params"),
     ErrorKind.NOT_FOUND: (400, "invalid_params"),
     ErrorKind.DUPLICATE: (400, "invalid_params"),
-    ErrorKind.MEDIA_FAILED: (400, "invalid_file_upload"),
+    ErrorKind.MEDIA_FAILED: (500, "internal_error"),
 }
 
 

@@ -44,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -116,6 +117,7 @@ class TikTokProfile(Profile):
     def routes(self) -> list[BaseRoute]:
         base = "/v2/post/publish"
         return [
+            *oauth_routes(self.world, "tiktok", token=("/v2/oauth/token/",)),
             Route(f"{base}/creator_info/query/", self._creator_info, methods=["POST"]),
             Route(f"{base}/video/init/", self._video_init, methods=["POST"]),
             Route(f"{base}/inbox/video/init/", self._inbox_init, methods=["POST"]),
@@ -143,7 +145,10 @@ class TikTokProfile(Profile):
             ErrorKind.INVALID_REQUEST: (400, "invalid_params"),
             ErrorKind.NOT_FOUND: (400, "invalid_params"),
             ErrorKind.DUPLICATE: (400, "invalid_params"),
-            ErrorKind.MEDIA_FAILED: (400, "invalid_file_upload"),
+            # A media pipeline failing on TikTok's side is one of its internal errors; the
+            # documented invalid_file_upload means the client's file is wrong, which would
+            # tell the caller to change the post rather than to wait.
+            ErrorKind.MEDIA_FAILED: (500, "internal_error"),
         }[kind]
         text = MESSAGES.get(code) if code != "invalid_params" else None
         return self._answer({}, status, code, text or message or "Invalid parameters.")
