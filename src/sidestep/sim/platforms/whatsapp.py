@@ -15,6 +15,10 @@ hosts; each with and without the version prefix):
   audio 16 MB, document 100 MB, sticker WebP 500 KB.
   https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media (spec
   `uploadImage`).
+- `GET /{Version}/{Phone-Number-ID}` — the number's `id`, `display_phone_number`,
+  `verified_name`, `quality_rating` (the default fields; `fields` picks others). Spec
+  `getPhoneNumberById`;
+  https://developers.facebook.com/docs/whatsapp/cloud-api/reference/phone-numbers
 
 Rules the simulator keeps (https://developers.facebook.com/docs/whatsapp/pricing and
 .../cloud-api/guides/send-message-templates): a business may send free-form messages (text,
@@ -249,12 +253,23 @@ async def _media(call: GraphCall) -> Response:
     return ok({"id": media.id})
 
 
+async def _phone_number(call: GraphCall) -> Response:
+    phone = own_node(call, authenticate(call, DIALECT), "get")
+    values = {"id": phone, "display_phone_number": f"+1 555-{phone[-4:]:0>4}",
+              "verified_name": f"Business {phone}", "quality_rating": "GREEN",
+              "code_verification_status": "VERIFIED", "name_status": "APPROVED"}
+    wanted = str(call.params.get("fields") or "id,display_phone_number,verified_name,"
+                 "quality_rating").split(",")
+    return ok({k: values[k] for k in ["id", *(w.strip() for w in wanted)] if k in values})
+
+
 def graph_endpoints(state: GraphState) -> list[GraphEndpoint]:
     """The Cloud API endpoints, to be mounted on graph.facebook.com."""
     return [
         GraphEndpoint(DIALECT, "POST", "/{node}/messages", _messages, "text"),
         GraphEndpoint(DIALECT, "POST", "/{node}/media", _media, "media",
                       max_upload_bytes=max(MEDIA_LIMITS.values())),
+        GraphEndpoint(DIALECT, "GET", "/{node}", _phone_number, "read"),
     ]
 
 
