@@ -6,10 +6,19 @@ set -euo pipefail
 needed=()
 [ -x /usr/bin/chromium ] || needed+=(chromium)
 fc-list 2>/dev/null | grep -qi dejavu || needed+=(fonts-dejavu-core)
+command -v node >/dev/null 2>&1 || needed+=(nodejs npm)
+command -v g++ >/dev/null 2>&1 || needed+=(g++ make)  # better-sqlite3 builds from source offline
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || needed+=(postgresql)
 
-[ ${#needed[@]} -eq 0 ] && exit 0
+install_pds() {
+  # A real Bluesky PDS for the Bluesky adapter's tests (0.4.217: the newest on Node 20).
+  [ -f .test-node/node_modules/@atproto/pds/dist/index.js ] && return 0
+  echo "Installing @atproto/pds into .test-node (a few minutes the first time)"
+  npm install --prefix .test-node --no-audit --no-fund --loglevel=error @atproto/pds@0.4.217 >/dev/null
+}
+
+if [ ${#needed[@]} -eq 0 ]; then install_pds; exit 0; fi
 
 if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
   echo "The tests need these Debian packages: ${needed[*]}." >&2
@@ -20,3 +29,4 @@ echo "Installing Debian packages for the tests: ${needed[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
+install_pds

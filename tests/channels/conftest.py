@@ -11,6 +11,9 @@ Each `tests/channels/test_<platform>.py` defines:
     def media_content() -> Content | None
         a post with media, for the partial (media fails, text works) fault; None if the
         platform takes no media.
+
+and may define `adapter_options() -> dict` with extra constructor arguments (the webhook
+adapter's `allow_private_targets`, since the simulator lives on loopback).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from sidestep.sim.testing import running_simulator
 
 # A 1x1 PNG, for posts that need an image.
 PNG_1PX = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082"
 )
 
 
@@ -42,7 +45,10 @@ def host_owner(sim: Simulator, adapter_cls: type[Adapter]) -> str:
     faults such as DNS and refused connections act on hosts, not on products)."""
     from sidestep.catalogue import default_catalogue
 
-    host = urlparse(default_catalogue().get(adapter_cls.platform).api_base_urls[0]).hostname
+    urls = default_catalogue().get(adapter_cls.platform).api_base_urls
+    if not urls:  # an owned kind (webhook): its host is the simulated receiver itself
+        return adapter_cls.platform
+    host = urlparse(urls[0]).hostname
     for key, profile in sim.profiles.items():
         if host in profile.hosts:
             return key

@@ -45,8 +45,9 @@ BATTERY: list[tuple[str, dict[str, object], str, tuple[type[PublishError], ...]]
 
 
 def make_adapter(sim: Simulator, platform: str, client: object) -> Adapter:
+    options = getattr(adapter_test_module(platform), "adapter_options", dict)()
     return ADAPTERS[platform](client=client, clock=sim.world.clock,  # type: ignore[arg-type]
-                              timeout_s=1.0, poll_interval_s=0.01)
+                              timeout_s=1.0, poll_interval_s=0.01, **options)
 
 
 def test_every_registered_adapter_has_a_test_module_for_the_battery() -> None:

@@ -231,7 +231,7 @@ def test_it_fails_in_discords_words_for_every_error_kind(
     expected = {
         ErrorKind.SERVER_ERROR: 500, ErrorKind.UNAVAILABLE: 503, ErrorKind.RATE_LIMITED: 429,
         ErrorKind.AUTH_EXPIRED: 401, ErrorKind.AUTH_MISSING: 401, ErrorKind.INVALID_REQUEST: 400,
-        ErrorKind.NOT_FOUND: 404, ErrorKind.DUPLICATE: 400, ErrorKind.MEDIA_FAILED: 413,
+        ErrorKind.NOT_FOUND: 404, ErrorKind.DUPLICATE: 400, ErrorKind.MEDIA_FAILED: 500,
     }
     assert response.status_code == expected[kind]
     assert "x-ratelimit-bucket" in response.headers

@@ -137,8 +137,10 @@ class DiscordProfile(Profile):
             # Discord does not refuse repeated content; its nearest refusal is a form error.
             ErrorKind.DUPLICATE: (400, form_error(
                 "nonce", "BASE_TYPE_INVALID", message or "Nonce already used.").body),
-            ErrorKind.MEDIA_FAILED: (413, {"message": "Request entity too large",
-                                           "code": 40005}),
+            # A failing media path is Discord's fault, a 5xx ("the server had an error
+            # processing your request"); 413 code 40005 is for files over the limit (`_build`).
+            ErrorKind.MEDIA_FAILED: (500, {"message": "500: Internal Server Error",
+                                           "code": 0}),
         }[kind]
         return JSONResponse(body, status_code=status, headers=self._rate_headers("webhook"))
 
