@@ -15,6 +15,9 @@ Endpoints (https://docs.bsky.app/docs/api/at-protocol-xrpc-api):
 - `POST /xrpc/com.atproto.repo.deleteRecord` —
   https://docs.bsky.app/docs/api/com-atproto-repo-delete-record
 - `GET /xrpc/com.atproto.repo.getRecord` — https://docs.bsky.app/docs/api/com-atproto-repo-get-record
+- `GET /xrpc/com.atproto.identity.resolveHandle` (no auth; 400 HandleNotFound for a handle no
+  account has) — https://docs.bsky.app/docs/api/com-atproto-identity-resolve-handle, lexicon
+  https://github.com/bluesky-social/atproto/blob/main/lexicons/com/atproto/identity/resolveHandle.json
 
 Records are checked against the published lexicons (`_lexicon`, https://atproto.com/specs/lexicon):
 text at most 300 graphemes and 3000 UTF-8 bytes, at most 4 images of at most 2,000,000 bytes
@@ -24,8 +27,10 @@ adapter bugs a real PDS would store silently. Errors are `{"error", "message"}`
 (https://atproto.com/specs/xrpc#error-responses): ExpiredToken (400), InvalidToken,
 AuthMissing/AuthenticationRequired (401), RateLimitExceeded (429 with RateLimit-Limit,
 -Remaining, -Reset in epoch seconds and -Policy, https://docs.bsky.app/docs/advanced-guides/rate-limits).
-Record keys are TIDs (https://atproto.com/specs/tid); CIDs are CIDv1 base32, dag-cbor
-("bafyrei...") for records and raw ("bafkrei...") for blobs (https://atproto.com/specs/data-model).
+Record keys are TIDs (https://atproto.com/specs/tid); a client's own `rkey` must have the
+record-key syntax (https://atproto.com/specs/record-key#record-key-syntax) and, for posts,
+be a TID (the lexicon's `"key": "tid"`); CIDs are CIDv1
+base32, dag-cbor ("bafyrei...") for records and raw ("bafkrei...") for blobs (https://atproto.com/specs/data-model).
 
 Convention: an app password is granted with `world.grant_token("bluesky", app_password,
 handle)`; createSession accepts the handle (or the DID derived from it) with that password.
@@ -39,6 +44,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +62,8 @@ REFRESH_TTL = timedelta(days=90)
 BLOB_LIMIT = 100 * 1024 * 1024  # the PDS's own upload cap; embeds enforce their lexicon limits
 MEDIA_KEPT_BYTES = 64 * 1024 * 1024
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+RKEY_RE = re.compile(r"^[a-zA-Z0-9_~.:-]{1,512}$")
+TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 RATE_POLICY = (5000, 3600)  # points per window, as bsky.social announces for record writes
 
 
@@ -150,6 +158,7 @@ class BlueskyProfile(Profile):
             ("POST", "com.atproto.repo.uploadBlob"): self._upload_blob,
             ("POST", "com.atproto.repo.deleteRecord"): self._delete_record,
             ("GET", "com.atproto.repo.getRecord"): self._get_record,
+            ("GET", "com.atproto.identity.resolveHandle"): self._resolve_handle,
         }
         handler = handlers.get((request.method, nsid))
         if handler is None:
@@ -236,7 +245,14 @@ class BlueskyProfile(Profile):
         record.setdefault("$type", collection)
         if collection == "app.bsky.feed.post":
             self._check_post(handle, record)
-        rkey = body.get("rkey") if isinstance(body.get("rkey"), str) else self._tid()
+        given = body.get("rkey")
+        rkey = given if isinstance(given, str) else self._tid()
+        if not RKEY_RE.match(rkey) or rkey in (".", ".."):
+            raise XrpcError(400, "InvalidRequest", f"Invalid record key: {rkey!r}")
+        if collection == "app.bsky.feed.post" and not TID_RE.match(rkey):
+            # The post lexicon declares "key": "tid"; @atproto/pds 0.4 enforces it so.
+            raise XrpcError(400, "InvalidRequest", f"Invalid record key for {collection}: "
+                            f'Invalid TID string (got "{rkey}") at $')
         uri = f"at://{did}/{collection}/{rkey}"
         if uri in self._records:
             raise XrpcError(400, "InvalidRequest", f"Record already exists at {uri}")
@@ -311,6 +327,15 @@ class BlueskyProfile(Profile):
         if found is None:
             raise XrpcError(400, "RecordNotFound", f"Could not locate record: {uri}")
         return {"uri": uri, "cid": found[0], "value": found[1]}
+
+    async def _resolve_handle(self, request: Request) -> dict[str, Any]:
+        wanted = request.query_params.get("handle", "").strip().lower()
+        if not wanted:
+            raise XrpcError(400, "InvalidRequest", 'Error: Params must have the property "handle"')
+        for handle in self.world.tokens.get(self.key, {}).values():
+            if handle.lower() == wanted:
+                return {"did": did_for(handle)}
+        raise XrpcError(400, "HandleNotFound", "Unable to resolve handle")
 
     def _own_repo(self, handle: str, repo: Any) -> str:
         if not isinstance(repo, str):
