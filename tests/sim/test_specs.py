@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sidestep.sim.platforms.discord import DiscordProfile
+from sidestep.sim.platforms.whatsapp import WhatsAppProfile
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.server import Simulator
 from sidestep.sim.specs import (
@@ -31,6 +33,7 @@ DISCORD = SpecRef("discord/openapi.json", "https://discord.com/api/v10")
 MASTODON = SpecRef("mastodon/schema.json", "https://mastodon.example")
 TELEGRAM = SpecRef("telegram/openapi.yml", "https://api.telegram.org/bot{token}")
 BLUESKY = SpecRef("bluesky/lexicons/app/bsky/feed/post.json", "https://bsky.social/xrpc")
+X = SpecRef("x/openapi.json", "https://api.x.com")
 JSON = {"Content-Type": "application/json", "Authorization": "Bot abc"}
 
 
@@ -187,3 +190,90 @@ def test_multipart_parts_openapi_core_cannot_type_are_set_aside_not_refused() ->
 
 async def test_specs_can_be_loaded_before_the_first_request(discordish: Simulator) -> None:
     assert await discordish.load_specs() == ["discordish: discord/openapi.json: loaded"]
+
+
+def multipart(*parts: tuple[str, bytes, str]) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a multipart form; each part is (name, content, filename or "")."""
+    body = b""
+    for name, content, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        kind = b"Content-Type: application/octet-stream\r\n" if filename else b""
+        body += f"--b\r\nContent-Disposition: {disposition}\r\n".encode() + kind
+        body += b"\r\n" + content + b"\r\n"
+    return {"Content-Type": "multipart/form-data; boundary=b"}, body + b"--b--\r\n"
+
+
+def test_a_request_openapi_core_itself_fails_on_is_reported_as_not_checked() -> None:
+    headers, form = multipart(("payload_json", body({"content": "Poster"}), ""),
+                              ("files[0]", b"\x89PNG", "poster.png"))
+    check = check_request(DISCORD, method="POST",
+                          url="https://discord.com/api/v10/channels/1/messages",
+                          headers=headers, body=form)
+    assert check.problems == []
+    assert check.operation_found and not check.validated
+    assert check.note.startswith("not checked: openapi-core failed") and "TypeError" in check.note
+
+
+async def test_discords_multipart_upload_reaches_the_platform_instead_of_a_500() -> None:
+    async with running_simulator(profiles={"discord": DiscordProfile}, dns=False) as sim:
+        sim.world.grant_token("discord", "42/hook-token", "brand")
+        async with sim.client() as client:
+            response = await client.post(
+                "https://discord.com/api/v10/webhooks/42/hook-token", params={"wait": "true"},
+                data={"payload_json": json.dumps({"content": "Poster"})},
+                files={"files[0]": ("poster.png", b"\x89PNG" + b"0" * 64, "image/png")},
+            )
+    assert response.status_code == 200, response.text
+    assert response.json()["attachments"][0]["filename"] == "poster.png"
+
+
+@pytest.mark.parametrize(
+    ("segment_index", "problem"),
+    [
+        (b"0", None),
+        (b"999", None),
+        (b"zero", "body['segment_index']: 'zero' is not of type 'integer'"),
+        (b"1000", "body['segment_index']: 1000 is greater than the maximum of 999"),
+    ],
+)
+def test_form_fields_are_typed_as_the_spec_declares_before_they_are_checked(
+    segment_index: bytes, problem: str | None
+) -> None:
+    headers, form = multipart(("segment_index", segment_index, ""),
+                              ("media", b"\x00\x01chunk", "blob"))
+    check = check_request(X, method="POST", url="https://api.x.com/2/media/upload/77/append",
+                          headers=headers, body=form)
+    assert check.validated
+    assert check.problems == ([] if problem is None else [problem])
+
+
+WHATSAPP_MESSAGES = "https://graph.facebook.com/v23.0/106540352242922/messages"
+WHATSAPP_HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer EAAtoken"}
+
+
+def test_a_correct_whatsapp_text_message_passes_the_adjusted_spec() -> None:
+    assert WhatsAppProfile.spec is not None
+    message = {"messaging_product": "whatsapp", "recipient_type": "individual",
+               "to": "16505551234", "type": "text", "text": {"body": "We moved to email"}}
+    check = check_request(WhatsAppProfile.spec, method="POST", url=WHATSAPP_MESSAGES,
+                          headers=WHATSAPP_HEADERS, body=body(message))
+    assert check.validated and check.problems == []
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        ({"text": {"body": 5}}, "body['text']['body']: 5 is not of type 'string'"),
+        ({"text": {"body": "hi", "colour": "red"}}, "'colour' was unexpected"),
+        ({"to": None}, "body['to']: None is not of type 'string'"),
+    ],
+)
+def test_a_wrong_whatsapp_message_still_fails_the_adjusted_spec(
+    message: dict[str, object], problem: str
+) -> None:
+    assert WhatsAppProfile.spec is not None
+    good = {"messaging_product": "whatsapp", "recipient_type": "individual",
+            "to": "16505551234", "type": "text", "text": {"body": "hi"}}
+    problems = validate_request(WhatsAppProfile.spec, "POST", WHATSAPP_MESSAGES,
+                                WHATSAPP_HEADERS, body({**good, **message}))
+    assert any(problem in p for p in problems), problems

@@ -41,6 +41,9 @@ class SpecRef:
     file: str  # e.g. "discord/openapi.json"
     # The server URL our requests are matched against (the spec's own may be templated).
     server: str
+    # Read the spec's oneOf as anyOf: a body valid under several branches is valid (for specs
+    # whose branches overlap where the platform accepts both, e.g. Mastodon's statuses).
+    lenient_one_of: bool = False
 
 
 class Profile:

@@ -15,7 +15,11 @@ from starlette.requests import Request
 from sidestep.clock import FrozenClock
 from sidestep.sim.platforms._graph import graph_state
 from sidestep.sim.platforms.facebook import FacebookProfile
-from sidestep.sim.profile import ErrorKind
+from sidestep.sim.platforms.instagram import InstagramProfile
+from sidestep.sim.platforms.messenger import MessengerProfile
+from sidestep.sim.platforms.whatsapp import WhatsAppProfile
+from sidestep.sim.profile import ErrorKind, Profile
+from sidestep.sim.testing import running_simulator
 from sidestep.sim.world import Fault, SimWorld
 
 PAGE, OTHER_PAGE = "104000000000001", "104000000000002"
@@ -227,8 +231,9 @@ async def test_it_serves_a_page_on_the_web_hosts(profile: FacebookProfile) -> No
     assert response.headers["content-type"].startswith("text/html")
 
 
-async def test_it_applies_another_products_faults_to_its_paths_on_this_host(
+async def test_routes_driven_without_the_gate_can_apply_another_products_faults(
         world: SimWorld, client: httpx.AsyncClient) -> None:
+    graph_state(world).gate_routes_products = False  # no gate in front of these routes
     world.grant_token("whatsapp", "WAToken", "106540352242922")
     world.faults.set("whatsapp", Fault.RATE_LIMITED, retry_after_s=120)
     throttled = await client.post("/v23.0/106540352242922/messages", headers=auth("WAToken"),
@@ -238,12 +243,39 @@ async def test_it_applies_another_products_faults_to_its_paths_on_this_host(
     page_post = await client.post(f"/v23.0/{PAGE}/feed", headers=auth(), data={"message": "up"})
     assert (throttled.status_code, throttled.json()["error"]["code"]) == (429, 4)
     assert page_post.status_code == 200
-    graph_state(world).gate_routes_products = True  # the gate does it: no second application
+    graph_state(world).gate_routes_products = True  # the default: the gate does it, not the routes
     again = await client.post("/v23.0/106540352242922/messages", headers=auth("WAToken"),
                               json={"messaging_product": "whatsapp", "to": "16505551234",
                                     "type": "template", "template": {
                                         "name": "hello_world", "language": {"code": "en_US"}}})
     assert again.status_code == 200
+
+
+# Requests on graph.facebook.com that belong to other products, each with that product's token.
+PRODUCT_CALLS = {
+    "whatsapp": ("POST", "/v23.0/106540352242922/messages", "WAToken", "106540352242922"),
+    "messenger": ("POST", f"/v23.0/{PAGE}/messages", "MSToken", PAGE),
+    "instagram": ("GET", "/v23.0/17841400000000001/content_publishing_limit", "IGToken",
+                  "17841400000000001"),
+}
+PRODUCT_PROFILES: dict[str, type[Profile]] = {
+    "whatsapp": WhatsAppProfile, "messenger": MessengerProfile, "instagram": InstagramProfile}
+
+
+@pytest.mark.parametrize("product", sorted(PRODUCT_CALLS))
+async def test_a_products_fault_with_a_rate_is_drawn_once_per_request_through_the_gate(
+        product: str) -> None:
+    method, path, token, account = PRODUCT_CALLS[product]
+    profiles = {"facebook": FacebookProfile, product: PRODUCT_PROFILES[product]}
+    async with running_simulator(seed=3, profiles=profiles, dns=False) as sim:
+        sim.world.grant_token(product, token, account)
+        await sim.set_fault(product, Fault.HTTP_5XX, rate=0.5)
+        async with sim.client() as client:
+            statuses = [(await client.request(method, f"https://graph.facebook.com{path}",
+                                              headers=auth(token))).status_code
+                        for _ in range(400)]
+    failed = sum(status >= 500 for status in statuses) / len(statuses)
+    assert 0.42 < failed < 0.58  # one draw of 0.5; a second one would make it about 0.75
 
 
 def request_for(method: str, path: str, token: str | None = None) -> Request:

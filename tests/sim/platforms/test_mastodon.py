@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from sidestep.clock import FrozenClock
 from sidestep.sim.platforms.mastodon import MastodonProfile, countable_length
 from sidestep.sim.profile import ErrorKind
+from sidestep.sim.specs import check_request, validate_request
 from sidestep.sim.world import SimWorld
 
 TOKEN = "mastodon-token"
@@ -211,10 +212,23 @@ def test_the_spec_check_itself_rejects_a_bad_request() -> None:
 
 
 def test_the_published_spec_still_refuses_media_with_text() -> None:
-    """Pins the spec flaw the media test works around; when fixed, validate text+media."""
+    """Pins the spec flaw that `lenient_one_of` on the profile's SpecRef (and the media test
+    here) work around; when the published spec is fixed, drop the flag."""
     both = httpx.Request("POST", f"{BASE}/api/v1/statuses", json={"status": "a", "media_ids": ["1"]})
     with pytest.raises(Exception, match="is valid under each of"):
         assert_valid_per_spec(both)
+
+
+def test_the_simulators_spec_check_accepts_media_with_text_and_still_refuses_bad_bodies() -> None:
+    spec = MastodonProfile.spec
+    assert spec is not None and spec.lenient_one_of
+    url, headers = f"{BASE}/api/v1/statuses", {"Content-Type": "application/json"}
+    both = check_request(spec, method="POST", url=url, headers=headers,
+                         body=json.dumps({"status": "a", "media_ids": ["1"]}).encode())
+    assert both.validated and both.problems == []
+    wrong = validate_request(spec, "POST", url, headers,
+                             json.dumps({"status": 42, "media_ids": ["1"]}).encode())
+    assert wrong == ["body['status']: 42 is not of type 'string'"]
 
 
 @pytest.mark.parametrize("kind", list(ErrorKind))

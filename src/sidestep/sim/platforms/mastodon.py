@@ -3,7 +3,8 @@
 Endpoints:
 
 - `POST /api/v1/statuses` (JSON or form; `Idempotency-Key` header: a repeated key from the
-  same account within 1 hour returns the first status) —
+  same account within 1 hour returns the first status; `in_reply_to_id` of an unknown status
+  is 404 "The post you are trying to reply to does not appear to exist.") —
   https://docs.joinmastodon.org/methods/statuses/#create
 - `GET|DELETE /api/v1/statuses/{id}` — https://docs.joinmastodon.org/methods/statuses/#get,
   https://docs.joinmastodon.org/methods/statuses/#delete
@@ -59,6 +60,7 @@ IDEMPOTENCY_TTL = timedelta(hours=1)
 PROCESSING = timedelta(seconds=5)
 RATE_LIMIT, RATE_WINDOW = 300, timedelta(minutes=5)
 NOT_READY = "Cannot attach files that have not finished processing. Try again in a moment!"
+REPLY_NOT_FOUND = "The post you are trying to reply to does not appear to exist."
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_RE = re.compile(r"https?://[^\s<>\"]+")
 MENTION_RE = re.compile(r"@([A-Za-z0-9_]+)@[A-Za-z0-9.-]+\.[A-Za-z]+")
@@ -103,7 +105,7 @@ def countable_length(text: str) -> int:
 class MastodonProfile(Profile):
     key = "mastodon"
     hosts = (HOST, "files.mastodon.social")
-    spec = SpecRef(file="mastodon/schema.json", server=f"https://{HOST}")
+    spec = SpecRef(file="mastodon/schema.json", server=f"https://{HOST}", lenient_one_of=True)
 
     def __init__(self, world: SimWorld) -> None:
         super().__init__(world)
@@ -180,7 +182,8 @@ class MastodonProfile(Profile):
             platform=self.key, account=account, kind="status", external_id=status["id"],
             payload={"status": params.get("status") or "", "visibility": status["visibility"],
                      "spoiler_text": status["spoiler_text"], "language": status["language"],
-                     "media_ids": [m["id"] for m in status["media_attachments"]]},
+                     "media_ids": [m["id"] for m in status["media_attachments"]],
+                     "in_reply_to_id": status["in_reply_to_id"]},
             idempotency_marker=key or None,
         )
         return self._ok(account, status)
@@ -214,14 +217,20 @@ class MastodonProfile(Profile):
         visibility = params.get("visibility") or "public"
         if visibility not in VISIBILITIES:
             raise MastodonError(422, f"'{visibility}' is not a valid visibility")
+        reply_to = params.get("in_reply_to_id") or None
+        if reply_to is not None and str(reply_to) not in self._statuses:
+            # StatusesController#set_thread answers an unknown or hidden parent with 404.
+            raise MastodonError(404, REPLY_NOT_FOUND)
         status_id = self._snowflake(now)
         for item in attached:
             item.status_id = status_id
         username = _username(account)
         return {
-            "id": status_id, "created_at": _iso(now), "in_reply_to_id": None,
-            "in_reply_to_account_id": None, "sensitive": bool(spoiler) or _truthy(
-                params.get("sensitive")),
+            "id": status_id, "created_at": _iso(now),
+            "in_reply_to_id": str(reply_to) if reply_to is not None else None,
+            "in_reply_to_account_id": (str(self._account(self._owners[str(reply_to)])["id"])
+                                       if reply_to is not None else None),
+            "sensitive": bool(spoiler) or _truthy(params.get("sensitive")),
             "spoiler_text": spoiler, "visibility": visibility,
             "language": params.get("language") or "en",
             "uri": f"https://{HOST}/users/{username}/statuses/{status_id}",

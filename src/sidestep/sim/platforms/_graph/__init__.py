@@ -32,11 +32,12 @@ routes (each with and without a `/vNN.N` prefix) and, where two products share a
 the node in the path: an account the product granted a token for, an object it created, or
 for `me` the product whose token was sent. Such a request belongs to its product: recorded
 under its key, refused in its words (`Dialect`), and hit by its faults. The simulator's gate
-looks faults up by the host's profile, so until it asks `FacebookProfile.platform_of`, the
-mounted routes apply their own product's HTTP-level faults (5xx, rate limit, expired token,
-partial feature) themselves; a gate that does it should set
-`graph_state(world).gate_routes_products = True`. Name and connection faults (DNS, refused,
-timeout) stay with the host: graph.facebook.com falls with the facebook profile.
+(`sim/gate.py`) asks `FacebookProfile.platform_of` and applies the product's HTTP-level faults
+(5xx, rate limit, expired token, partial feature) with one draw per request, so the mounted
+routes do not (`GraphState.gate_routes_products`, True by default). Routes driven without the
+gate can set it to False to have them apply those faults themselves (`product_fault`). Name
+and connection faults (DNS, refused, timeout) stay with the host: graph.facebook.com falls
+with the facebook profile.
 """
 
 from __future__ import annotations

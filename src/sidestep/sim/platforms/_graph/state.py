@@ -51,9 +51,11 @@ class GraphState:
         self._trace = itertools.count(1)
         self._blob_order: list[str] = []
         self._blob_bytes = 0
-        # False while the simulator's gate applies faults by the host's profile only: then a
-        # host serving other products' routes applies those products' HTTP faults itself.
-        self.gate_routes_products = False
+        # True: the simulator's gate applies each product's faults (it asks the host profile's
+        # `platform_of`), so the mounted routes must not draw them again. False only for a
+        # host served without that gate (routes driven directly): then the routes apply other
+        # products' HTTP faults themselves (`product_fault`).
+        self.gate_routes_products = True
 
     def new_id(self, base: int) -> str:
         """A numeric-string id (Graph style) above `base`, from the world's counter."""
