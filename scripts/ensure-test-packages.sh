@@ -11,11 +11,15 @@ command -v g++ >/dev/null 2>&1 || needed+=(g++ make)  # better-sqlite3 builds fr
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || needed+=(postgresql)
 
+PDS_VERSION=0.4.217  # the newest @atproto/pds that runs on Node 20
 install_pds() {
-  # A real Bluesky PDS for the Bluesky adapter's tests (0.4.217: the newest on Node 20).
-  [ -f .test-node/node_modules/@atproto/pds/dist/index.js ] && return 0
-  echo "Installing @atproto/pds into .test-node (a few minutes the first time)"
-  npm install --prefix .test-node --no-audit --no-fund --loglevel=error @atproto/pds@0.4.217 >/dev/null
+  # A real Bluesky PDS for the Bluesky adapter's tests. The marker is written only after npm
+  # finished, native builds (better-sqlite3 compiles from source offline) included.
+  [ -f ".test-node/.installed-$PDS_VERSION" ] && return 0
+  echo "Installing @atproto/pds $PDS_VERSION into .test-node (a few minutes the first time)"
+  npm install --prefix .test-node --no-audit --no-fund --loglevel=error \
+    "@atproto/pds@$PDS_VERSION" >/dev/null
+  touch ".test-node/.installed-$PDS_VERSION"
 }
 
 if [ ${#needed[@]} -eq 0 ]; then install_pds; exit 0; fi
