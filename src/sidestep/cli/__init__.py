@@ -6,6 +6,7 @@ import typer
 
 from sidestep.cli.accounts import init, token_app
 from sidestep.cli.channel_test import channel_test as channel_test_command
+from sidestep.cli.connect import channel_connect
 from sidestep.cli.content import channel_app, post_app
 from sidestep.cli.demo import demo
 from sidestep.cli.info import platforms, status, version
@@ -25,6 +26,7 @@ app.command()(platforms)
 app.command()(status)
 app.command()(version)
 channel_app.command("test")(channel_test_command)
+channel_app.command("connect")(channel_connect)
 app.add_typer(channel_app, name="channel")
 app.add_typer(post_app, name="post")
 app.add_typer(token_app, name="token")

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sidestep.runtime import Runtime
-from sidestep.web import api, auth, ops, pages
+from sidestep.web import api, auth, connect, ops, pages
 from sidestep.web.board import PlatformCatalogue, load_default_catalogue
 from sidestep.web.errors import install_error_handlers
 from sidestep.web.headers import SecurityHeadersMiddleware
@@ -55,6 +55,7 @@ def create_app(runtime: Runtime, *, catalogue: PlatformCatalogue | None = None) 
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(ops.router)
+    connect.install(app)  # the OAuth connect routes, and the Connect buttons' choices
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)
 

@@ -73,6 +73,7 @@ from sidestep.sim.platforms._graph import (
     unsupported,
     web_home_route,
 )
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -249,7 +250,8 @@ class FacebookProfile(Profile):
                           "whatsapp": whatsapp.DIALECT, "messenger": messenger.DIALECT}
 
     def routes(self) -> list[BaseRoute]:
-        return list(self._routes)
+        return [*oauth_routes(self.world, "facebook", authorize=("/{version}/dialog/oauth",),
+                              token=("/{version}/oauth/access_token",)), *self._routes]
 
     def feature_of(self, request: Request) -> str:
         endpoint = endpoint_for(self.state, self._routes, request)

@@ -75,6 +75,7 @@ from sidestep.sim.platforms._graph import (
     unsupported,
     web_home_route,
 )
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -328,7 +329,8 @@ class InstagramProfile(Profile):
                         unknown_path_route(self.state)]
 
     def routes(self) -> list[BaseRoute]:
-        return list(self._routes)
+        return [*oauth_routes(self.world, "instagram", authorize=("/oauth/authorize",), token=(
+            "/access_token", "/refresh_access_token")), *self._routes]
 
     def feature_of(self, request: Request) -> str:
         endpoint = endpoint_for(self.state, self._routes, request)

@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -108,6 +109,8 @@ class LinkedInProfile(Profile):
 
     def routes(self) -> list[BaseRoute]:
         return [
+            *oauth_routes(self.world, "linkedin", authorize=("/oauth/v2/authorization",),
+                          token=("/oauth/v2/accessToken",)),
             Route("/rest/posts", self._create_post, methods=["POST"]),
             Route("/rest/posts/{urn}", self._delete_post, methods=["DELETE"]),
             Route("/rest/images", self._initialize_upload, methods=["POST"]),

@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
@@ -97,6 +98,7 @@ class PinterestProfile(Profile):
 
     def routes(self) -> list[BaseRoute]:
         return [
+            *oauth_routes(self.world, "pinterest", token=("/v5/oauth/token",)),
             Host(UPLOAD_HOST, Router([Route("/", self._s3_upload, methods=["POST"])])),
             Route("/v5/pins", self._create_pin, methods=["POST"]),
             Route("/v5/pins/{pin_id}", self._get_pin, methods=["GET"]),

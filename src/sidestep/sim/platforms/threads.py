@@ -18,6 +18,8 @@ Endpoints (each also without the `/v1.0` prefix):
   IMAGE / VIDEO / CAROUSEL_ALBUM, `permalink`, `shortcode`, `text`, `timestamp`, `username`) —
   https://developers.facebook.com/docs/threads/threads-media
 - `GET /me` (`id`, `username`) — https://developers.facebook.com/docs/threads/threads-profiles
+- `DELETE /{threads-media-id}` — `{"success": true, "deleted_id"}`; a deleted or foreign post
+  answers Graph's 100/33. https://developers.facebook.com/docs/threads/posts/delete-posts
 
 Errors are Graph bodies with `type` "THApiException" (what the Threads API answers; token
 errors stay "OAuthException"). Publishing a container that is not ready answers code 24 "The
@@ -68,6 +70,7 @@ from sidestep.sim.platforms._graph import (
     unsupported,
     web_home_route,
 )
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -217,7 +220,7 @@ async def _read(call: GraphCall) -> Response:
     if call.node in ("me", user):
         return ok(_fields(call, {"id": user, "username": username}, "id"))
     obj = call.state.objects.get(call.node)
-    if obj is None or obj.platform != "threads" or obj.owner != user:
+    if obj is None or obj.deleted or obj.platform != "threads" or obj.owner != user:
         raise unsupported("get", call.node, TH)
     if obj.kind == "container":
         status = _status(call.state, obj, poll=True)
@@ -231,12 +234,22 @@ async def _read(call: GraphCall) -> Response:
         "username": username}, "id"))
 
 
+async def _delete(call: GraphCall) -> Response:
+    user = authenticate(call, DIALECT)
+    obj = call.state.find(call.node, "threads", "media")
+    if obj is None or obj.owner != user:
+        raise unsupported("delete", call.node, TH)
+    obj.deleted = True
+    return ok({"success": True, "deleted_id": obj.id})
+
+
 def graph_endpoints(state: GraphState) -> list[GraphEndpoint]:
     """The Threads publishing endpoints (graph.threads.net)."""
     return [
         GraphEndpoint(DIALECT, "POST", "/{node}/threads", _create, "text"),
         GraphEndpoint(DIALECT, "POST", "/{node}/threads_publish", _publish, "text"),
         GraphEndpoint(DIALECT, "GET", "/{node}", _read, "read"),
+        GraphEndpoint(DIALECT, "DELETE", "/{node}", _delete, "text"),
     ]
 
 
@@ -256,7 +269,8 @@ class ThreadsProfile(Profile):
                         unknown_path_route(self.state)]
 
     def routes(self) -> list[BaseRoute]:
-        return list(self._routes)
+        return [*oauth_routes(self.world, "threads", authorize=("/oauth/authorize",), token=(
+            "/oauth/access_token", "/access_token", "/refresh_access_token")), *self._routes]
 
     def feature_of(self, request: Request) -> str:
         endpoint = endpoint_for(self.state, self._routes, request)

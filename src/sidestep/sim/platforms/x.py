@@ -52,6 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
+from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
@@ -65,6 +66,13 @@ TWEETS_PER_15_MIN = 100  # POST /2/tweets per user (https://docs.x.com/x-api/fun
 TWITTER_EPOCH_MS = 1288834974657
 PROBLEMS = "https://api.x.com/2/problems/"
 URL_RE = re.compile(r"https?://\S+")
+_EMOJI_BASE = "[\u2600-\u27bf\U0001f000-\U0001faff]"
+_EMOJI_MODS = "(?:\ufe0f|[\U0001f3fb-\U0001f3ff])*"
+# Flags, keycaps, and pictographs with their variation selectors, skin tones, tags and
+# zero-width-joined partners: each counts once.
+EMOJI_RE = re.compile("[\U0001f1e6-\U0001f1ff]{2}|[0-9#*]\ufe0f?\u20e3"
+                      f"|{_EMOJI_BASE}{_EMOJI_MODS}[\U000e0020-\U000e007f]*"
+                      f"(?:\u200d{_EMOJI_BASE}{_EMOJI_MODS})*")
 OAUTH_PARAMS = ("oauth_consumer_key", "oauth_nonce", "oauth_signature",
                 "oauth_signature_method", "oauth_timestamp", "oauth_token", "oauth_version")
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
@@ -103,10 +111,14 @@ class Upload:
 
 
 def weighted_length(text: str) -> int:
-    """Length as twitter-text counts it: URLs are 23, code points outside Latin ranges 2."""
+    """Length as twitter-text counts it: URLs are 23, an emoji sequence 2 however many code
+    points it joins (https://github.com/twitter/twitter-text, config v3), other code points
+    outside Latin ranges 2."""
     text = unicodedata.normalize("NFC", text)
     total = 23 * len(URL_RE.findall(text))
-    for char in URL_RE.sub("", text):
+    rest = URL_RE.sub("", text)
+    total += 2 * len(EMOJI_RE.findall(rest))
+    for char in EMOJI_RE.sub("", rest):
         point = ord(char)
         light = point <= 4351 or 8192 <= point <= 8205 or 8208 <= point <= 8223 \
             or 8242 <= point <= 8247
@@ -170,6 +182,7 @@ class XProfile(Profile):
 
     def routes(self) -> list[BaseRoute]:
         return [
+            *oauth_routes(self.world, "x", token=("/2/oauth2/token",)),
             Route("/2/tweets", self._create_tweet, methods=["POST"]),
             Route("/2/tweets/{id}", self._delete_tweet, methods=["DELETE"]),
             Route("/2/users/me", self._me, methods=["GET"]),
