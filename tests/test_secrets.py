@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,16 @@ async def test_no_plaintext_secret_reaches_the_database_file(runtime: Runtime) -
         assert TOKEN.encode() not in path.read_bytes(), path.name
 
 
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("restored_logging")
 def test_logs_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("debug")
     register_secret(TOKEN)

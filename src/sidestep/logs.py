@@ -53,6 +53,18 @@ def redact_processor(
     return event_dict
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of writing, not at set-up time."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 class _RedactingFilter(logging.Filter):
     """Applies the same masking to stdlib records (uvicorn, httpx, SQLAlchemy)."""
 
@@ -68,7 +80,7 @@ class _RedactingFilter(logging.Filter):
 def configure_logging(level: str = "info", *, json_output: bool = False) -> None:
     """Set up structlog and the stdlib root logger once per process."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(_RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -85,6 +97,7 @@ def configure_logging(level: str = "info", *, json_output: bool = False) -> None
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Through the stdlib root logger, so one handler (and its redaction) serves both.
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )

@@ -50,7 +50,7 @@ def make_adapter(sim: Simulator, platform: str, client: object) -> Adapter:
                               timeout_s=1.0, poll_interval_s=0.01, **options)
 
 
-def test_every_registered_adapter_has_a_test_module_for_the_battery() -> None:
+async def test_every_registered_adapter_has_a_test_module_for_the_battery() -> None:
     assert PLATFORMS, "no adapters registered"
     for platform in PLATFORMS:
         path = Path(__file__).parent / f"test_{platform}.py"
