@@ -88,7 +88,8 @@ async def test_an_owner_connects_x_and_the_tokens_are_stored_encrypted(
     csrf = await sign_in(client, runtime, world.owner)
     page = (await client.get("/w/acme/channels")).text
     assert 'action="/w/acme/channels/connect/x"' in page and "Connect X" in page
-    assert "set SIDESTEP_OAUTH_YOUTUBE_CLIENT_ID and its secret" in page
+    assert "Connect YouTube" not in page  # not configured: named in the hint, no button
+    assert "To connect" in page and "YouTube" in page and "SIDESTEP_OAUTH_" in page
     answer, url = await start(client, csrf)
     assert url.startswith("https://x.com/i/oauth2/authorize?")
     assert 'http-equiv="refresh"' in answer.text
