@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from urllib.parse import urlparse
 
+import pytest
 import pytest_asyncio
 
 from sidestep.channels.base import Adapter
@@ -55,7 +56,21 @@ def host_owner(sim: Simulator, adapter_cls: type[Adapter]) -> str:
     raise AssertionError(f"no simulated profile serves {host}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def loaded_specs() -> None:
+    """Load every simulated platform's published spec once, before any adapter test: the
+    large ones take seconds, which must not fall inside an adapter's short test timeout."""
+    from sidestep.sim.profile import all_profiles
+    from sidestep.sim.specs import load_spec, require_specs
+
+    require_specs()  # without the specs, requests would go unchecked: fail, do not pass quietly
+    for profile in all_profiles().values():
+        if profile.spec is not None:
+            load_spec(profile.spec)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_sim() -> AsyncIterator[Simulator]:
     async with running_simulator(seed=7) as sim:
+        await sim.load_specs()  # some take seconds: not inside an adapter's short timeout
         yield sim

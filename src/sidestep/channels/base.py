@@ -7,18 +7,23 @@ content checks against the catalogue's limits) live here and in `http.py`.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import httpx
 
 from sidestep.catalogue import Platform, default_catalogue
+from sidestep.channels.errors import Transient
 from sidestep.channels.http import PlatformHttp
 from sidestep.clock import Clock, SystemClock
 from sidestep.domain.content import Content, Problem
 from sidestep.vault import Credentials
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,24 @@ class Adapter:
                     f"{self.entry.name} takes {item.kind.value}s up to {cap:,} bytes."))
         problems.extend(self.platform_problems(content))
         return problems
+
+    async def poll(self, check: Callable[[], Awaitable[T | None]], *, what: str,
+                   wait_first: bool = False) -> T:
+        """What `check` returns once the platform has finished processing `what`.
+
+        Calls `check` up to `max_polls` times, `poll_interval_s` apart (and that long before
+        the first call too with `wait_first`, for a caller that has just seen the work
+        unfinished). `check` returns None to keep waiting and raises to stop (a failed upload).
+        Raises Transient when `what` is still processing after `max_polls` checks.
+        """
+        for attempt in range(self.max_polls):
+            if attempt or wait_first:
+                await asyncio.sleep(self.poll_interval_s)
+            done = await check()
+            if done is not None:
+                return done
+        raise Transient(f"{self.entry.name} was still processing {what} after "
+                        f"{self.max_polls} checks")
 
     def platform_problems(self, content: Content) -> list[Problem]:
         """Checks only this platform needs (a required title, a link-only rule...)."""

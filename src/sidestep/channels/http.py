@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from sidestep import __version__
 from sidestep.channels.errors import PlatformOutage, RateLimited, Transient, Unknown, capped
 
 USER_AGENT = f"Sidestep/{__version__} (+https://github.com/sidestep-project/sidestep)"
 MAX_BODY_BYTES = 4 * 1024 * 1024
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def make_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -83,6 +86,36 @@ def json_body(response: httpx.Response, *, platform: str) -> Any:
             f"{platform} answered HTTP {response.status_code} with something that is not JSON: "
             f"{snippet!r}", http_status=response.status_code,
         ) from exc
+
+
+def read_model(model: type[M], response: httpx.Response, *, platform: str,
+               changes: bool = False) -> M:
+    """The response body read as `model` (call it once the status says success).
+
+    A body that is not JSON, or lacks the fields `model` needs, raises Transient; when
+    `changes` it raises Unknown(maybe_sent=True) instead, because the platform accepted the
+    call and the post may exist although its answer cannot be read. The message quotes a body
+    that is not JSON (a proxy's HTML page) but only names the missing fields of a JSON one:
+    a JSON answer may carry tokens.
+    """
+    status = response.status_code
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            snippet = capped(response.content[:200].decode("utf-8", "replace"), 120)
+            message = f"{platform} answered HTTP {status} with something that is not JSON: " \
+                      f"{snippet!r}"
+        else:
+            fields = ", ".join(".".join(str(part) for part in error["loc"]) or "body"
+                               for error in errors)
+            message = f"{platform} answered HTTP {status} without the " \
+                      f"{model.__name__.strip('_')} fields Sidestep needs ({capped(fields, 120)})"
+        if changes:
+            raise Unknown(message + "; the post may exist", maybe_sent=True,
+                          http_status=status) from exc
+        raise Transient(message, http_status=status) from exc
 
 
 def retry_after_s(response: httpx.Response, *, now: datetime, default_s: float = 60.0) -> float:

@@ -11,7 +11,6 @@ from sidestep.store.accounts import Accounts
 from sidestep.store.health import Health
 from sidestep.store.posts import Posts
 
-
 _SHORT_MEDIA = {"image": "img", "video": "vid", "audio": "aud", "document": "doc"}
 
 

@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from sidestep.sim.profile import ErrorKind, Profile
+from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.specs import check_request
 from sidestep.sim.world import ActiveFault, Fault
 
@@ -119,11 +119,12 @@ class PlatformGate:
                     return await self._hold(receive)
             else:
                 return await self._apply(fault, request, receive, send)
-        if self.profile.spec is not None:
+        spec = self.profile.spec_for(request)
+        if spec is not None:
             body = await _read_body(receive)
             if body is None:
                 return  # the client went away
-            problems = await self._spec_problems(scope, body)
+            problems = await self._spec_problems(scope, body, spec)
             if problems:
                 more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
                 message = "; ".join(problems[:5]) + more
@@ -211,9 +212,7 @@ class PlatformGate:
         if cut:
             _cut_on_purpose.set(True)  # returning now makes uvicorn close the connection
 
-    async def _spec_problems(self, scope: Scope, body: bytes) -> list[str]:
-        spec = self.profile.spec
-        assert spec is not None
+    async def _spec_problems(self, scope: Scope, body: bytes, spec: SpecRef) -> list[str]:
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")

@@ -70,6 +70,11 @@ class Profile:
         """The platform's own error response (status, headers, body) for `kind`."""
         raise NotImplementedError  # abstract
 
+    def spec_for(self, request: Request) -> SpecRef | None:
+        """The published spec `request` is checked against; on a shared host it is the spec
+        of the product the request belongs to (WhatsApp's on graph.facebook.com)."""
+        return self.spec
+
     def platform_of(self, request: Request) -> str:
         """Whose faults hit this request. A host shared by several products (Meta's
         graph.facebook.com) answers for each of them; by default it is the profile's own."""

@@ -69,7 +69,7 @@ from sidestep.channels.errors import (
     Rejected,
     Transient,
 )
-from sidestep.channels.http import generic_status_error, json_body, seconds_until_unix
+from sidestep.channels.http import generic_status_error, read_model, seconds_until_unix
 from sidestep.clock import Clock
 from sidestep.domain.content import Content, MediaItem, MediaKind, Problem
 from sidestep.logs import redact_text, register_secret
@@ -388,11 +388,7 @@ class BlueskyAdapter(Adapter):
     def _parse(self, response: httpx.Response, model: type[_M]) -> _M:
         if response.status_code != 200:
             raise self._error(response)
-        try:
-            return model.model_validate(json_body(response, platform=self.platform))
-        except ValidationError as exc:
-            raise Transient("Bluesky answered without the expected fields",
-                            http_status=200) from exc
+        return read_model(model, response, platform=self.entry.name)
 
     def _error(self, response: httpx.Response) -> PublishError:
         status = response.status_code

@@ -62,7 +62,7 @@ from sidestep.channels.errors import (
     Rejected,
     Transient,
 )
-from sidestep.channels.http import generic_status_error, json_body, retry_after_s
+from sidestep.channels.http import generic_status_error, read_model, retry_after_s
 from sidestep.clock import Clock
 from sidestep.domain.content import Content, Problem
 from sidestep.logs import redact_text, register_secret
@@ -240,11 +240,7 @@ class DiscordAdapter(Adapter):
     def _parse(self, response: httpx.Response, model: type[_M]) -> _M:
         if response.status_code != 200:
             raise self._error(response)
-        try:
-            return model.model_validate(json_body(response, platform=self.platform))
-        except ValidationError as exc:
-            raise Transient("Discord answered without the expected fields",
-                            http_status=200) from exc
+        return read_model(model, response, platform=self.entry.name)
 
     def _error(self, response: httpx.Response) -> PublishError:
         status = response.status_code

@@ -31,7 +31,6 @@ no marker to look a post up by, so `can_find` is False.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import ClassVar
 
@@ -238,21 +237,18 @@ class InstagramAdapter(Adapter):
         return self.api.parse(_Created, body, changes=False).id
 
     async def _wait_until_finished(self, container: str, token: str) -> None:
-        for poll in range(self.max_polls):
-            if poll:
-                await asyncio.sleep(self.poll_interval_s)
+        async def finished() -> bool | None:
             body = await self.api.call("GET", node(container), token=token, changes=False,
                                        params={"fields": "status_code,status"})
             state = self.api.parse(_Container, body, changes=False)
-            if state.status_code == "FINISHED":
-                return
             if state.status_code == "PUBLISHED":
                 raise Unknown(f"{self.entry.name}: container {container} is published already",
                               maybe_sent=True)
             if state.status_code in ("ERROR", "EXPIRED"):
                 raise _status_error(self.entry.name, state)
-        raise Transient(f"{self.entry.name}: the media was still processing after"
-                        f" {self.max_polls} checks")
+            return True if state.status_code == "FINISHED" else None
+
+        await self.poll(finished, what=f"container {container}")
 
     async def _permalink(self, media_id: str, token: str) -> str | None:
         # The post exists now: a failed look-up must not turn success into an error.

@@ -47,10 +47,9 @@ offers no idempotency key nor a lookup by marker (`can_find` is False).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -65,7 +64,7 @@ from sidestep.channels.errors import (
     Unknown,
     capped,
 )
-from sidestep.channels.http import generic_status_error, retry_after_s
+from sidestep.channels.http import generic_status_error, read_model, retry_after_s
 from sidestep.domain.content import Content, MediaItem, MediaKind, Problem
 from sidestep.logs import register_secret
 from sidestep.vault import Credentials
@@ -79,7 +78,6 @@ SERVICE_CODES = {  # 401 subcodes, in words
     65602: "the access token has expired",
 }
 
-M = TypeVar("M", bound=BaseModel)
 
 
 class Step(StrEnum):
@@ -248,7 +246,7 @@ class LinkedInAdapter(Adapter):
         response = await self._media_call(
             "POST", f"{self.base_url}/images", headers, params={"action": "initializeUpload"},
             json={"initializeUploadRequest": {"owner": author}})
-        upload = self._read(_Upload, response).value
+        upload = read_model(_Upload, response, platform=self.entry.name).value
         where = urlsplit(upload.upload_url)
         host = where.hostname or ""
         if where.scheme != "https" or not (host == "linkedin.com"
@@ -260,16 +258,16 @@ class LinkedInAdapter(Adapter):
             "Authorization": headers["Authorization"],
             "Content-Type": "application/octet-stream"}, content=item.data)
         image_url = f"{self.base_url}/images/{quote(upload.image, safe='')}"
-        for _ in range(self.max_polls):
-            status = self._read(_Image, await self._media_call("GET", image_url, headers)).status
-            if status == "AVAILABLE":
-                return upload.image
+
+        async def available() -> str | None:
+            response = await self._media_call("GET", image_url, headers)
+            status = read_model(_Image, response, platform=self.entry.name).status
             if status == "PROCESSING_FAILED":
                 raise Rejected(f"LinkedIn could not process {item.filename}",
                                platform_code="PROCESSING_FAILED")
-            await asyncio.sleep(self.poll_interval_s)
-        raise Transient(f"LinkedIn was still processing {item.filename} after "
-                        f"{self.max_polls} checks")
+            return upload.image if status == "AVAILABLE" else None
+
+        return await self.poll(available, what=item.filename)
 
     async def _media_call(self, method: str, url: str, headers: dict[str, str],
                           **kwargs: object) -> httpx.Response:
@@ -302,20 +300,11 @@ class LinkedInAdapter(Adapter):
                                            headers={"Authorization": headers["Authorization"]})
         if response.status_code != 200:
             raise self._error(response, Step.OTHER)
-        member = self._read(_UserInfo, response)
+        member = read_model(_UserInfo, response, platform=self.entry.name)
         if author.startswith("urn:li:person:") and author != f"urn:li:person:{member.sub}":
             raise AuthExpired("the LinkedIn token belongs to another member than the channel's "
                               "author; reconnect the channel with the author's account")
         return AccountInfo(account_id=author, name=member.name or member.sub)
-
-    def _read(self, model: type[M], response: httpx.Response) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            snippet = capped(response.content[:200].decode("utf-8", "replace"), 120)
-            raise Transient(f"LinkedIn answered HTTP {response.status_code} with a body "
-                            f"Sidestep cannot read: {snippet!r}",
-                            http_status=response.status_code) from exc
 
     def _error(self, response: httpx.Response, step: Step) -> Exception:
         """The taxonomy for an error answer, by the table in the module docstring."""

@@ -34,7 +34,6 @@ the key itself already makes a repeated publish safe within the hour.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -50,9 +49,8 @@ from sidestep.channels.errors import (
     PublishError,
     RateLimited,
     Rejected,
-    Transient,
 )
-from sidestep.channels.http import generic_status_error, json_body, seconds_until_iso
+from sidestep.channels.http import generic_status_error, read_model, seconds_until_iso
 from sidestep.domain.content import Content, MediaItem, Problem
 from sidestep.logs import redact_text, register_secret
 from sidestep.vault import Credentials
@@ -167,17 +165,17 @@ class MastodonAdapter(Adapter):
             "POST", f"{base}/api/v2/media", token, changes=False, data=data,
             files={"file": (item.filename, item.data, item.mime_type)})
         media = self._parse(response, _Media)
-        polls = 0
-        while media.url is None:
-            if polls >= self.max_polls:
-                raise Transient(f"Mastodon is still processing {item.filename} after "
-                                f"{polls} checks")
-            await asyncio.sleep(self.poll_interval_s)
-            polls += 1
+        if media.url is not None:
+            return media.id
+
+        async def processed() -> str | None:
             response = await self._request("GET", f"{base}/api/v1/media/{media.id}", token,
                                            changes=False)
-            media = self._parse(response, _Media, ok=(200, 206))
-        return media.id
+            processing = self._parse(response, _Media, ok=(200, 206)).url is None
+            return None if processing else media.id
+
+        # The upload's own answer said "still processing": wait before the first check.
+        return await self.poll(processed, what=item.filename, wait_first=True)
 
     async def delete(self, external_id: str, credentials: Credentials) -> None:
         """Delete the status; one that is already gone counts as deleted.
@@ -229,12 +227,7 @@ class MastodonAdapter(Adapter):
         """The answer as `model`, or the taxonomy error its status and body stand for."""
         if response.status_code not in ok:
             raise self._error(response)
-        try:
-            return model.model_validate(json_body(response, platform=self.platform))
-        except ValidationError as exc:
-            raise Transient(f"Mastodon answered HTTP {response.status_code} without the "
-                            f"expected {model.__name__.strip('_').lower()} fields",
-                            http_status=response.status_code) from exc
+        return read_model(model, response, platform=self.entry.name)
 
     def _error(self, response: httpx.Response) -> Exception:
         status = response.status_code

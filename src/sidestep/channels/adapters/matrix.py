@@ -69,7 +69,7 @@ from sidestep.channels.errors import (
     Transient,
     Unknown,
 )
-from sidestep.channels.http import generic_status_error, json_body, retry_after_s
+from sidestep.channels.http import generic_status_error, read_model, retry_after_s
 from sidestep.domain.content import Content, MediaItem, Problem
 from sidestep.logs import redact_text, register_secret
 from sidestep.vault import Credentials
@@ -165,12 +165,7 @@ class MatrixAdapter(Adapter):
             changes=True, json=event_content(content, mxc))
         if response.status_code != 200:
             raise self._error(response)
-        try:
-            event = _EventId.model_validate(json_body(response, platform=self.platform))
-        except (Transient, ValidationError) as exc:
-            raise Unknown(f"the homeserver accepted the message (HTTP {response.status_code}) "
-                          "but its answer has no readable event_id", maybe_sent=True,
-                          http_status=response.status_code) from exc
+        event = read_model(_EventId, response, platform="the homeserver", changes=True)
         return Published(external_id=event.event_id, url=_permalink(room, event.event_id))
 
     async def _upload(self, base: str, token: str, item: MediaItem) -> str:
@@ -279,12 +274,7 @@ class MatrixAdapter(Adapter):
         """The 200 answer as `model`, or the taxonomy error its status and body stand for."""
         if response.status_code != 200:
             raise self._error(response)
-        try:
-            return model.model_validate(json_body(response, platform=self.platform))
-        except ValidationError as exc:
-            raise Transient(f"the homeserver answered HTTP 200 without the expected "
-                            f"{model.__name__.strip('_')} fields",
-                            http_status=response.status_code) from exc
+        return read_model(model, response, platform="the homeserver")
 
     def _error(self, response: httpx.Response) -> Exception:
         """The error table of the module docstring."""

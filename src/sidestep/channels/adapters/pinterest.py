@@ -39,10 +39,9 @@ by a marker we send (`can_find` is False).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from enum import StrEnum
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -55,10 +54,9 @@ from sidestep.channels.errors import (
     RateLimited,
     Rejected,
     Transient,
-    Unknown,
     capped,
 )
-from sidestep.channels.http import generic_status_error, retry_after_s
+from sidestep.channels.http import generic_status_error, read_model, retry_after_s
 from sidestep.domain.content import Content, MediaItem, MediaKind, Problem
 from sidestep.logs import register_secret
 from sidestep.vault import Credentials
@@ -77,7 +75,6 @@ CODE_CLASSES: dict[int, type[PublishError]] = {
 }
 PIN_NOT_FOUND = 50
 
-M = TypeVar("M", bound=BaseModel)
 
 
 class Step(StrEnum):
@@ -198,12 +195,7 @@ class PinterestAdapter(Adapter):
                                            headers=headers, json=body)
         if not 200 <= response.status_code < 300:
             raise self._error(response, Step.PIN)
-        try:
-            pin = _Pin.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise Unknown(f"Pinterest answered HTTP {response.status_code} with a body Sidestep "
-                          "cannot read; the Pin may exist", maybe_sent=True,
-                          http_status=response.status_code) from exc
+        pin = read_model(_Pin, response, platform=self.entry.name, changes=True)
         return Published(external_id=pin.id, url=f"https://www.pinterest.com/pin/{pin.id}/")
 
     async def _media_source(self, item: MediaItem, headers: dict[str, str]) -> dict[str, object]:
@@ -220,7 +212,7 @@ class PinterestAdapter(Adapter):
         the media id."""
         response = await self._media_call("POST", f"{self.base_url}/media", headers=headers,
                                           json={"media_type": "video"})
-        upload = self._read(_MediaUpload, response)
+        upload = read_model(_MediaUpload, response, platform=self.entry.name)
         # The bucket authorises by the signed policy in the parameters, never by our token.
         sent = await self.http.request("POST", upload.upload_url, changes=False,
                                        data=upload.upload_parameters,
@@ -233,17 +225,16 @@ class PinterestAdapter(Adapter):
             raise Transient(f"Pinterest's upload bucket refused {item.filename} "
                             f"(HTTP {sent.status_code})", http_status=sent.status_code)
         status_url = f"{self.base_url}/media/{upload.media_id}"
-        for _ in range(self.max_polls):
-            status = self._read(_Media, await self._media_call("GET", status_url,
-                                                               headers=headers)).status
-            if status == "succeeded":
-                return upload.media_id
+
+        async def succeeded() -> str | None:
+            response = await self._media_call("GET", status_url, headers=headers)
+            status = read_model(_Media, response, platform=self.entry.name).status
             if status == "failed":
                 raise Rejected(f"Pinterest could not process {item.filename}",
                                platform_code="media_failed")
-            await asyncio.sleep(self.poll_interval_s)
-        raise Transient(f"Pinterest was still processing {item.filename} after "
-                        f"{self.max_polls} checks")
+            return upload.media_id if status == "succeeded" else None
+
+        return await self.poll(succeeded, what=item.filename)
 
     async def _media_call(self, method: str, url: str, **kwargs: object) -> httpx.Response:
         # An upload no Pin uses is invisible, so a lost answer is only Transient.
@@ -273,18 +264,9 @@ class PinterestAdapter(Adapter):
                                            changes=False, headers=headers)
         if response.status_code != 200:
             raise self._error(response, Step.OTHER)
-        account = self._read(_Account, response)
+        account = read_model(_Account, response, platform=self.entry.name)
         return AccountInfo(account_id=account.id or account.username,
                            name=account.username or account.business_name or account.id)
-
-    def _read(self, model: type[M], response: httpx.Response) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            snippet = capped(response.content[:200].decode("utf-8", "replace"), 120)
-            raise Transient(f"Pinterest answered HTTP {response.status_code} with a body "
-                            f"Sidestep cannot read: {snippet!r}",
-                            http_status=response.status_code) from exc
 
     def _error(self, response: httpx.Response, step: Step) -> Exception:
         """The taxonomy for an error answer, by the table in the module docstring."""

@@ -30,7 +30,6 @@ to look a post up by, so `can_find` is False.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import unicodedata
 from typing import ClassVar
@@ -202,14 +201,10 @@ class ThreadsAdapter(Adapter):
         return self.api.parse(_Created, body, changes=False).id
 
     async def _wait_until_finished(self, container: str, token: str) -> None:
-        for poll in range(self.max_polls):
-            if poll:
-                await asyncio.sleep(self.poll_interval_s)
+        async def finished() -> bool | None:
             body = await self.api.call("GET", node(container), token=token, changes=False,
                                        params={"fields": "status,error_message"})
             state = self.api.parse(_Container, body, changes=False)
-            if state.status == "FINISHED":
-                return
             if state.status == "PUBLISHED":
                 raise Unknown(f"{self.entry.name}: container {container} is published already",
                               maybe_sent=True)
@@ -219,8 +214,9 @@ class ThreadsAdapter(Adapter):
                 if reason in INVALID_MEDIA:
                     raise Rejected(message)
                 raise Transient(message)
-        raise Transient(f"{self.entry.name}: the media was still processing after"
-                        f" {self.max_polls} checks")
+            return True if state.status == "FINISHED" else None
+
+        await self.poll(finished, what=f"container {container}")
 
     async def _permalink(self, media_id: str, token: str) -> str | None:
         # The post exists now: a failed look-up must not turn success into an error.

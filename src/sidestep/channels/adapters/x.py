@@ -41,12 +41,11 @@ NFC, URLs 23, each emoji sequence 2, other code points 1 inside the Latin ranges
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import unicodedata
 from enum import StrEnum
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -59,10 +58,14 @@ from sidestep.channels.errors import (
     RateLimited,
     Rejected,
     Transient,
-    Unknown,
     capped,
 )
-from sidestep.channels.http import generic_status_error, retry_after_s, seconds_until_unix
+from sidestep.channels.http import (
+    generic_status_error,
+    read_model,
+    retry_after_s,
+    seconds_until_unix,
+)
 from sidestep.domain.content import Content, MediaItem, MediaKind, Problem
 from sidestep.logs import register_secret
 from sidestep.vault import Credentials
@@ -115,7 +118,6 @@ _EMOJI = re.compile(
     f"|{_PICTO}{_MODS}[\U000e0020-\U000e007f]*(?:\u200d{_PICTO}{_MODS})*"
 )
 
-M = TypeVar("M", bound=BaseModel)
 
 
 class Step(StrEnum):
@@ -278,7 +280,7 @@ class XAdapter(Adapter):
                                            headers=headers, json=body)
         if response.status_code not in (200, 201):
             raise self._error(response, Step.POST)
-        created = self._read(_Created, response, changes=True)
+        created = read_model(_Created, response, platform=self.entry.name, changes=True)
         tweet_id = created.data.id
         return Published(external_id=tweet_id, url=f"https://x.com/i/status/{tweet_id}")
 
@@ -287,26 +289,31 @@ class XAdapter(Adapter):
         response = await self._media_call("POST", "/2/media/upload/initialize", headers, json={
             "media_type": item.mime_type, "total_bytes": item.size_bytes,
             "media_category": _category(item)})
-        media_id = self._read(_Media, response, changes=False).data.id
+        media_id = read_model(_Media, response, platform=self.entry.name).data.id
         for index, start in enumerate(range(0, item.size_bytes, CHUNK_BYTES)):
             chunk = base64.b64encode(item.data[start:start + CHUNK_BYTES]).decode("ascii")
             await self._media_call("POST", f"/2/media/upload/{media_id}/append", headers,
                                    json={"media": chunk, "segment_index": index})
         response = await self._media_call("POST", f"/2/media/upload/{media_id}/finalize",
                                           headers)
-        info = self._read(_Media, response, changes=False).data.processing_info
-        for _ in range(self.max_polls):
-            if info is None or info.state == "succeeded":
-                return media_id
-            if info.state == "failed":
+
+        def processed(response: httpx.Response) -> str | None:
+            info = read_model(_Media, response, platform=self.entry.name).data.processing_info
+            if info is not None and info.state == "failed":
                 reason = info.error.message if info.error else "no reason given"
                 raise Rejected(f"X could not process {item.filename}: {reason}",
                                platform_code="media_failed")
-            await asyncio.sleep(self.poll_interval_s)
-            response = await self._media_call("GET", "/2/media/upload", headers, params={
-                "command": "STATUS", "media_id": media_id})
-            info = self._read(_Media, response, changes=False).data.processing_info
-        raise Transient(f"X was still processing {item.filename} after {self.max_polls} checks")
+            return media_id if info is None or info.state == "succeeded" else None
+
+        async def status() -> str | None:
+            return processed(await self._media_call("GET", "/2/media/upload", headers, params={
+                "command": "STATUS", "media_id": media_id}))
+
+        # FINALIZE's answer is the first check; a pending one waits before asking again.
+        done = processed(response)
+        if done is not None:
+            return done
+        return await self.poll(status, what=item.filename, wait_first=True)
 
     async def _media_call(self, method: str, path: str, headers: dict[str, str],
                           **kwargs: object) -> httpx.Response:
@@ -338,23 +345,9 @@ class XAdapter(Adapter):
                                            headers=headers)
         if response.status_code != 200:
             raise self._error(response, Step.READ)
-        user = self._read(_Me, response, changes=False).data
+        user = read_model(_Me, response, platform=self.entry.name).data
         return AccountInfo(account_id=user.id, name=f"@{user.username}" if user.username
                            else user.name)
-
-    def _read(self, model: type[M], response: httpx.Response, *, changes: bool) -> M:
-        """The success body as `model`; unreadable: Unknown(maybe_sent) for a change, else
-        Transient."""
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            snippet = capped(response.content[:200].decode("utf-8", "replace"), 120)
-            message = f"X answered HTTP {response.status_code} with a body Sidestep cannot " \
-                      f"read: {snippet!r}"
-            if changes:
-                raise Unknown(message, maybe_sent=True, http_status=response.status_code) \
-                    from exc
-            raise Transient(message, http_status=response.status_code) from exc
 
     def _error(self, response: httpx.Response, step: Step) -> Exception:
         """The taxonomy for an error answer, by the table in the module docstring."""

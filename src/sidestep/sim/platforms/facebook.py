@@ -74,7 +74,7 @@ from sidestep.sim.platforms._graph import (
     web_home_route,
 )
 from sidestep.sim.platforms._oauth import oauth_routes
-from sidestep.sim.profile import ErrorKind, Profile
+from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
 DIALECT = Dialect(
@@ -267,6 +267,13 @@ class FacebookProfile(Profile):
     def error(self, kind: ErrorKind, message: str, *, retry_after_s: float | None = None
               ) -> Response:
         return dialect_error(self.state, DIALECT, kind, message, retry_after_s=retry_after_s)
+
+    def spec_for(self, request: Request) -> SpecRef | None:
+        """WhatsApp's published spec for WhatsApp's paths here; Meta publishes none for the
+        Page, Instagram and Messenger endpoints."""
+        if self.platform_of(request) == whatsapp.WhatsAppProfile.key:
+            return whatsapp.WhatsAppProfile.spec
+        return self.spec
 
     def error_for(self, request: Request, kind: ErrorKind, message: str, *,
                   retry_after_s: float | None = None) -> Response:

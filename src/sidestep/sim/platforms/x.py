@@ -10,25 +10,16 @@ Endpoints (hosts api.x.com and its alias api.twitter.com; upload.twitter.com for
   `POST /2/media/upload/{id}/finalize`, `GET /2/media/upload?command=STATUS&media_id=` —
   https://docs.x.com/x-api/media/quickstart/media-upload-chunked (limits: image 5 MB, GIF 15 MB,
   video 512 MB, https://docs.x.com/x-api/media)
-- `POST upload.twitter.com/1.1/media/upload.json` command=INIT|APPEND|FINALIZE and
-  `GET ...?command=STATUS` — https://developer.x.com/en/docs/twitter-api/v1/media/upload-media/api-reference/post-media-upload-init
-  (APPEND chunks <= 5 MB; OAuth 1.0a user context only)
+- `POST upload.twitter.com/1.1/media/upload.json` (INIT|APPEND|FINALIZE|STATUS, OAuth 1.0a):
+  see `_x_v11`, which speaks v1.1 over this profile's upload mechanics
 
 Errors: v2 answers RFC 7807 problems (`application/problem+json`, `type` `about:blank` or
 `https://api.x.com/2/problems/...`), https://docs.x.com/x-api/fundamentals/response-codes-and-errors;
 429 carries `x-rate-limit-limit/-remaining/-reset` (Unix seconds),
-https://docs.x.com/fundamentals/rate-limits. v1.1 answers `{"errors":[{"code","message"}]}`
-(88 rate limit, 32 could not authenticate, 89 invalid or expired token, 215 bad authentication
-data) and, for media problems, `{"request","error"}`. Duplicate text: 403 "You are not allowed to
+https://docs.x.com/fundamentals/rate-limits. Duplicate text: 403 "You are not allowed to
 create a Tweet with duplicate content." Text length is twitter-text weighted (CJK and emoji 2,
 URLs 23), at most 280 for standard accounts; the wording of the 403 for longer text is the
 simulator's (the reference does not give it).
-
-OAuth 1.0a (v1.1 upload): the `Authorization: OAuth ...` header must carry every parameter of
-https://docs.x.com/fundamentals/authentication/oauth-1-0a/authorizing-a-request, quoted, with
-HMAC-SHA1, version 1.0 and a timestamp within 5 minutes; `oauth_token` is looked up with
-`world.grant_token("x", ...)`. The signature is checked for presence only: verifying it needs the
-consumer and token secrets, which the simulated world does not hold.
 
 `error()` speaks v2; `error_for(request, ...)` answers in the v1.1 words on the v1.1 upload path.
 """
@@ -45,13 +36,13 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
+from sidestep.sim.platforms import _x_v11 as v11
 from sidestep.sim.platforms._oauth import oauth_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
@@ -73,8 +64,6 @@ _EMOJI_MODS = "(?:\ufe0f|[\U0001f3fb-\U0001f3ff])*"
 EMOJI_RE = re.compile("[\U0001f1e6-\U0001f1ff]{2}|[0-9#*]\ufe0f?\u20e3"
                       f"|{_EMOJI_BASE}{_EMOJI_MODS}[\U000e0020-\U000e007f]*"
                       f"(?:\u200d{_EMOJI_BASE}{_EMOJI_MODS})*")
-OAUTH_PARAMS = ("oauth_consumer_key", "oauth_nonce", "oauth_signature",
-                "oauth_signature_method", "oauth_timestamp", "oauth_token", "oauth_version")
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 
 
@@ -139,14 +128,6 @@ def _invalid(parameter: str, value: Any, message: str) -> Response:
         "type": PROBLEMS + "invalid-request"}, 400, media_type="application/problem+json")
 
 
-def _v11(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"errors": [{"code": code, "message": message}]}, status, headers=headers)
-
-
-def _v11_media(message: str) -> Response:
-    return JSONResponse({"request": "/1.1/media/upload.json", "error": message}, 400)
-
-
 Handler = Callable[["XProfile", Request, str], Awaitable[Response]]
 
 
@@ -191,7 +172,7 @@ class XProfile(Profile):
             Route("/2/media/upload/{id}/finalize", self._v2_finalize, methods=["POST"]),
             Route("/2/media/upload", self._v2_status, methods=["GET"]),
             Host("upload.twitter.com", Router([
-                Route("/1.1/media/upload.json", self._v11_upload, methods=["GET", "POST"])])),
+                Route(v11.PATH, self._v11_upload, methods=["GET", "POST"])])),
         ]
 
     def feature_of(self, request: Request) -> str:
@@ -225,18 +206,7 @@ class XProfile(Profile):
         """Like `error`, but in v1.1 words for the v1.1 upload endpoint."""
         if not request.url.path.startswith("/1.1/"):
             return self.error(kind, message, retry_after_s=retry_after_s)
-        if kind is ErrorKind.RATE_LIMITED:
-            return _v11(429, 88, "Rate limit exceeded", self._rate_headers(retry_after_s))
-        if kind in (ErrorKind.INVALID_REQUEST, ErrorKind.MEDIA_FAILED, ErrorKind.DUPLICATE,
-                    ErrorKind.NOT_FOUND):
-            return _v11_media(message or "Invalid request.")
-        status, code, text = {
-            ErrorKind.SERVER_ERROR: (500, 131, "Internal error."),
-            ErrorKind.UNAVAILABLE: (503, 130, "Over capacity."),
-            ErrorKind.AUTH_EXPIRED: (401, 89, "Invalid or expired token."),
-            ErrorKind.AUTH_MISSING: (400, 215, "Bad Authentication data."),
-        }[kind]
-        return _v11(status, code, text)
+        return v11.error_for(kind, message, rate_headers=self._rate_headers(retry_after_s))
 
     # -- v2 posts ---------------------------------------------------------------------
 
@@ -318,64 +288,9 @@ class XProfile(Profile):
 
     async def _v11_upload(self, request: Request) -> Response:
         try:
-            params = await _params(request)
-            account = self._oauth1_account(request)
-            command = str(params.get("command", ""))
-            if command == "INIT" and request.method == "POST":
-                media_id = self._init_upload(account, params.get("media_type"),
-                                             _int(params.get("total_bytes")),
-                                             params.get("media_category"))
-                return JSONResponse({"media_id": int(media_id), "media_id_string": media_id,
-                                     "expires_after_secs": EXPIRES_S}, 202)
-            media_id = str(params.get("media_id", ""))
-            upload = self._own_upload(account, media_id)
-            if command == "APPEND" and request.method == "POST":
-                await self._append(upload, params)
-                return Response(status_code=204)
-            if command == "FINALIZE" and request.method == "POST":
-                self._finalize(upload)
-                return JSONResponse(self._v11_status(media_id), 201)
-            if command == "STATUS" and request.method == "GET":
-                return JSONResponse(self._v11_status(media_id))
-            return _v11_media("Invalid command.")
-        except XRefusal as refusal:
-            return refusal.response
+            return await v11.upload(self, request, await _params(request), expires_s=EXPIRES_S)
         except BadParam as bad:
-            return _v11_media(bad.message)
-
-    def _oauth1_account(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("OAuth "):
-            raise XRefusal(_v11(400, 215, "Bad Authentication data."))
-        oauth: dict[str, str] = {}
-        for item in header[6:].split(","):
-            name, sep, value = item.strip().partition("=")
-            if not sep or len(value) < 2 or value[0] != '"' or value[-1] != '"':
-                raise XRefusal(_v11(400, 215, "Bad Authentication data."))
-            oauth[name] = unquote(value[1:-1])
-        if any(not oauth.get(name) for name in OAUTH_PARAMS) \
-                or oauth["oauth_signature_method"] != "HMAC-SHA1" \
-                or oauth["oauth_version"] != "1.0" or not oauth["oauth_timestamp"].isdigit():
-            raise XRefusal(_v11(400, 215, "Bad Authentication data."))
-        if abs(int(oauth["oauth_timestamp"]) - self.world.clock.now().timestamp()) > 300:
-            raise XRefusal(_v11(401, 135, "Timestamp out of bounds."))
-        account = self.world.account_for(self.key, oauth["oauth_token"])
-        if account is None:
-            raise XRefusal(_v11(401, 89, "Invalid or expired token."))
-        return account
-
-    def _v11_status(self, media_id: str) -> dict[str, Any]:
-        status = self._media_status(media_id)
-        body: dict[str, Any] = {"media_id": int(media_id), "media_id_string": media_id,
-                                "media_key": status["media_key"], "size": status["size"],
-                                "expires_after_secs": EXPIRES_S}
-        if "processing_info" in status:
-            body["processing_info"] = status["processing_info"]
-        upload = self._uploads[media_id]
-        key = "image" if upload.kind == "image" else "video"
-        body[key] = {"image_type": upload.media_type} if key == "image" \
-            else {"video_type": upload.media_type}
-        return body
+            return v11.media_error(bad.message)
 
     # -- shared upload mechanics ------------------------------------------------------
 
@@ -403,7 +318,7 @@ class XProfile(Profile):
     async def _append(self, upload: Upload, params: dict[str, Any]) -> None:
         if upload.finalized_at is not None:
             raise BadParam("media_id", "", "Upload already finalized.")
-        index = _int(params.get("segment_index"))
+        index = v11.int_param(params.get("segment_index"))
         if index is None or not 0 <= index <= 999:
             raise BadParam("segment_index", params.get("segment_index"),
                            "segment_index must be between 0 and 999")
@@ -503,14 +418,6 @@ class XProfile(Profile):
 def _user_id(account: str) -> str:
     digest = int(hashlib.sha256(account.encode()).hexdigest()[:15], 16)
     return str(10**18 + digest % (9 * 10**18))
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
