@@ -203,12 +203,26 @@ def multipart(*parts: tuple[str, bytes, str]) -> tuple[dict[str, str], bytes]:
     return {"Content-Type": "multipart/form-data; boundary=b"}, body + b"--b--\r\n"
 
 
-def test_a_request_openapi_core_itself_fails_on_is_reported_as_not_checked() -> None:
+def test_an_upload_openapi_core_fails_on_is_checked_through_its_payload_json() -> None:
     headers, form = multipart(("payload_json", body({"content": "Poster"}), ""),
                               ("files[0]", b"\x89PNG", "poster.png"))
     check = check_request(DISCORD, method="POST",
                           url="https://discord.com/api/v10/channels/1/messages",
                           headers=headers, body=form)
+    assert check.problems == [] and check.validated
+    assert "payload_json" in check.note
+
+
+def test_a_request_openapi_core_itself_fails_on_is_reported_as_not_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(*_args: object, **_kw: object) -> None:
+        raise TypeError("Expected a string value, got <class 'list'>")
+
+    monkeypatch.setattr("sidestep.sim.specs._request_errors", crash)
+    check = check_request(DISCORD, method="POST",
+                          url="https://discord.com/api/v10/channels/1/messages",
+                          headers={"content-type": "application/json"}, body=body({"content": "x"}))
     assert check.problems == []
     assert check.operation_found and not check.validated
     assert check.note.startswith("not checked: openapi-core failed") and "TypeError" in check.note
@@ -277,3 +291,24 @@ def test_a_wrong_whatsapp_message_still_fails_the_adjusted_spec(
     problems = validate_request(WhatsAppProfile.spec, "POST", WHATSAPP_MESSAGES,
                                 WHATSAPP_HEADERS, body({**good, **message}))
     assert any(problem in p for p in problems), problems
+
+
+def _discord_upload(payload: dict[str, object]) -> tuple[dict[str, str], bytes]:
+    boundary = "sidestepboundary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n"
+        f"Content-Type: application/json\r\n\r\n{json.dumps(payload)}\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"a.png\"\r\n"
+        f"Content-Type: image/png\r\n\r\n"
+    ).encode() + b"\x89PNG fake" + f"\r\n--{boundary}--\r\n".encode()
+    return {"content-type": f"multipart/form-data; boundary={boundary}"}, body
+
+
+def test_a_discord_upload_is_checked_through_its_payload_json_part() -> None:
+    url = "https://discord.com/api/v10/webhooks/1/tok?wait=true"
+    headers, good = _discord_upload({"content": "We are here", "attachments": [{"id": "0"}]})
+    ok = check_request(DISCORD, method="POST", url=url, headers=headers, body=good)
+    assert ok.validated and ok.problems == [] and "payload_json" in ok.note
+    headers, bad = _discord_upload({"content": 42})
+    refused = check_request(DISCORD, method="POST", url=url, headers=headers, body=bad)
+    assert refused.validated and any("content" in p for p in refused.problems), refused
