@@ -206,3 +206,142 @@ def test_an_image_that_cannot_get_small_enough_says_so() -> None:
 )
 def test_sizes_are_worded_as_platforms_word_their_limits(size: int, words: str) -> None:
     assert human_bytes(size) == words
+
+
+# Metadata: an image that fits must not carry the phone's GPS position out.
+
+GPS_INFO = 0x8825
+
+
+def phone_exif(orientation: int = 1) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Phone maker"
+    exif[0xA431] = "SERIAL-1234"  # BodySerialNumber
+    exif[GPS_INFO] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}
+    return exif.tobytes()
+
+
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+       b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+       b'xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="48,51.48N"/>'
+       b"</rdf:RDF></x:xmpmeta>")
+
+
+def srgb_icc() -> bytes:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert isinstance(profile, bytes)
+    return profile
+
+
+def pixels(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB").tobytes()
+
+
+def test_a_jpeg_that_fits_loses_its_gps_exif_and_xmp_losslessly_and_keeps_its_icc() -> None:
+    icc = srgb_icc()
+    original = encoded(photo(640, 480), "JPEG", quality=85, exif=phone_exif(), xmp=XMP,
+                       icc_profile=icc)
+    with Image.open(io.BytesIO(original)) as before:  # otherwise the test proves nothing
+        assert before.getexif().get(GPS_INFO) and "xmp" in before.info
+
+    fitted = fit_image(original, max_bytes=FIVE_MB)
+
+    assert fitted.mime_type == "image/jpeg"
+    assert fitted.change is not None and "metadata" in fitted.change
+    assert b"Exif\x00" not in fitted.data and b"SERIAL-1234" not in fitted.data
+    assert b"ns.adobe.com/xap" not in fitted.data and b"GPSLatitude" not in fitted.data
+    with Image.open(io.BytesIO(fitted.data)) as result:
+        assert not result.getexif()
+        assert "xmp" not in result.info
+        assert result.info.get("icc_profile") == icc
+        assert result.size == (fitted.width_px, fitted.height_px) == (640, 480)
+    assert pixels(fitted.data) == pixels(original)  # not re-encoded: the same pixels
+    assert len(fitted.data) < len(original)
+
+
+def test_a_jpeg_with_trailing_data_after_its_end_marker_loses_it_with_its_exif() -> None:
+    original = encoded(photo(200, 100), "JPEG", exif=phone_exif()) + b"MotionPhoto video..."
+    fitted = fit_image(original, max_bytes=FIVE_MB)
+    assert fitted.data.endswith(b"\xff\xd9")
+    assert pixels(fitted.data) == pixels(original)
+
+
+def test_a_sideways_jpeg_that_fits_comes_out_upright_and_without_its_exif() -> None:
+    stored = Image.new("RGB", (400, 200), (220, 20, 20))
+    stored.paste((20, 20, 220), (200, 0, 400, 200))  # left red, right blue, as stored
+    original = encoded(stored, "JPEG", exif=phone_exif(orientation=6), quality=95)
+
+    fitted = fit_image(original, max_bytes=FIVE_MB)
+
+    assert fitted.change is not None and fitted.change.startswith("re-encoded as JPEG 400px")
+    assert "upright" in fitted.change
+    with Image.open(io.BytesIO(fitted.data)) as result:
+        assert result.size == (200, 400)
+        assert not result.getexif()
+        top, bottom = result.getpixel((100, 20)), result.getpixel((100, 380))
+    assert isinstance(top, tuple) and top[0] > 150 and top[2] < 100
+    assert isinstance(bottom, tuple) and bottom[2] > 150 and bottom[0] < 100
+
+
+def test_a_png_with_an_exif_chunk_loses_it_and_stays_the_same_png() -> None:
+    image = photo(120, 80)
+    original = encoded(image, "PNG", exif=phone_exif())
+    assert b"eXIf" in original
+
+    fitted = fit_image(original, max_bytes=FIVE_MB)
+
+    assert fitted.mime_type == "image/png"
+    assert fitted.change is not None and "metadata" in fitted.change
+    assert b"eXIf" not in fitted.data and b"SERIAL-1234" not in fitted.data
+    with Image.open(io.BytesIO(fitted.data)) as result:
+        result.load()
+        assert not result.getexif()
+        assert result.tobytes() == image.tobytes()
+
+
+def test_a_webp_with_exif_and_xmp_chunks_loses_them_losslessly() -> None:
+    image = photo(120, 80)
+    original = encoded(image, "WEBP", lossless=True, exif=phone_exif(), xmp=XMP)
+    assert b"EXIF" in original and b"XMP " in original
+
+    fitted = fit_image(original, max_bytes=FIVE_MB)
+
+    assert fitted.mime_type == "image/webp"
+    assert b"SERIAL-1234" not in fitted.data and b"GPSLatitude" not in fitted.data
+    with Image.open(io.BytesIO(fitted.data)) as result:
+        assert not result.getexif() and "xmp" not in result.info
+    assert pixels(fitted.data) == pixels(original)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [encoded(photo(300, 200), "JPEG", quality=80), encoded(photo(30, 20), "PNG"),
+     encoded(photo(30, 20), "WEBP"), encoded(photo(30, 20).convert("P"), "GIF"),
+     encoded(photo(30, 20), "JPEG", icc_profile=b"\x00" * 200)],
+    ids=["jpeg", "png", "webp", "gif", "jpeg-with-icc"],
+)
+def test_an_image_without_metadata_is_kept_byte_for_byte(original: bytes) -> None:
+    fitted = fit_image(original, max_bytes=FIVE_MB)
+    assert fitted.data == original
+    assert fitted.change is None
+
+
+def test_a_jpeg_with_exif_whose_marker_stream_is_cut_short_is_refused_not_sent() -> None:
+    whole = encoded(photo(400, 300), "JPEG", exif=phone_exif())
+    for cut in (30, len(whole) // 2, len(whole) - 2):
+        with pytest.raises(UnreadableImage, match="could not be read"):
+            fit_image(whole[:cut], max_bytes=FIVE_MB)
+
+
+def test_a_jpeg_with_exif_and_junk_between_markers_is_re_encoded_without_its_exif() -> None:
+    whole = encoded(photo(400, 300), "JPEG", exif=phone_exif())
+    at = whole.index(b"\xff\xdb")  # Pillow skips junk before a marker; the lossless cut does not
+    fitted = fit_image(whole[:at] + b"\x00\x00" + whole[at:], max_bytes=FIVE_MB)
+    assert fitted.change == "re-encoded as JPEG 400px to remove its metadata"
+    assert b"SERIAL-1234" not in fitted.data
+    with Image.open(io.BytesIO(fitted.data)) as result:
+        assert not result.getexif()
