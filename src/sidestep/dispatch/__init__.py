@@ -1,0 +1,1 @@
+"""Durable dispatch: the queue workers, retries by error class, crash reconciliation."""
