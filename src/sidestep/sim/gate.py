@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -141,7 +142,8 @@ class PlatformGate:
           the host profile's, the others those of the product the request belongs to
           (`Profile.platform_of`), answered in that product's words (`Profile.error_for`).
         """
-        feature = self.profile.feature_of(request)
+        feature = ("media" if request.url.hostname in media_hosts()
+                   else self.profile.feature_of(request))
         host, product = self.profile.key, self.profile.platform_of(request)
         candidates = [f for f in self.world.faults.active(host)
                       if f.fault in _HOST_FAULTS or product == host]
@@ -179,7 +181,10 @@ class PlatformGate:
                 response = profile.error_for(request, ErrorKind.AUTH_EXPIRED,
                                              "access token has expired")
             case Fault.PARTIAL:
-                kind = ErrorKind(params.get("kind", ErrorKind.MEDIA_FAILED))
+                # A failing CDN answers 5xx; an API's media step answers in the API's words.
+                default = (ErrorKind.UNAVAILABLE if request.url.hostname in media_hosts()
+                           else ErrorKind.MEDIA_FAILED)
+                kind = ErrorKind(params.get("kind", default))
                 response = profile.error_for(request, kind,
                                              f"{active.feature} is failing (simulated)")
             case _:
@@ -226,6 +231,18 @@ class PlatformGate:
             check_request, spec, method=scope["method"], url=url, headers=headers, body=body
         )
         return check.problems
+
+
+@functools.cache
+def media_hosts() -> frozenset[str]:
+    """Hosts the catalogue probes as a platform's media (CDN) feature: every request to them
+    is a media request, so a partial media fault reaches the monitor's CDN probes too."""
+    from sidestep.catalogue import default_catalogue
+
+    return frozenset(
+        host for platform in default_catalogue().all() for probe in platform.probes
+        if probe.feature == "media" and (host := urlsplit(probe.url).hostname)
+    )
 
 
 async def _read_body(receive: Receive) -> bytes | None:

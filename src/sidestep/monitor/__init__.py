@@ -1,0 +1,1 @@
+"""The platform health monitor: probes (here), later fusion and agents."""

@@ -1,0 +1,1 @@
+"""One module per probe: `dns`, `http`, `statuspage`. Each returns `NewObservation` values."""
