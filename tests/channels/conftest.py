@@ -19,10 +19,14 @@ adapter's `allow_private_targets`, since the simulator lives on loopback).
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -35,6 +39,24 @@ PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082"
 )
+
+
+class FastClock:
+    """World time running 1000 times faster than the wall clock, so media the simulator
+    'processes' for seconds is ready after a few quick polls."""
+
+    def __init__(self) -> None:
+        self._start, self._t0 = datetime.now(UTC), time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * 1000)
+
+
+def answer(status: int, body: object, headers: dict[str, str] | None = None,
+           ) -> Callable[[httpx.Request], httpx.Response]:
+    """A MockTransport handler giving one documented answer (for error codes no fault makes)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return lambda request: httpx.Response(status, content=content, headers=headers)
 
 
 def adapter_test_module(platform: str) -> ModuleType:

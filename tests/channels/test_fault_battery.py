@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sidestep.catalogue import default_catalogue
 from sidestep.channels.base import Adapter, all_adapters
 from sidestep.channels.errors import (
     AuthExpired,
@@ -48,6 +49,13 @@ def make_adapter(sim: Simulator, platform: str, client: object) -> Adapter:
     options = getattr(adapter_test_module(platform), "adapter_options", dict)()
     return ADAPTERS[platform](client=client, clock=sim.world.clock,  # type: ignore[arg-type]
                               timeout_s=1.0, poll_interval_s=0.01, **options)
+
+
+def secret_values(platform: str, credentials: Credentials) -> dict[str, str]:
+    """The credential values the catalogue calls secret (the stored error text must not
+    show them: it reaches pages, logs and exports)."""
+    secret = default_catalogue().get(platform).secret_fields
+    return {f: v for f, v in credentials.reveal().items() if f in secret and len(v) >= 6}
 
 
 async def test_every_registered_adapter_has_a_test_module_for_the_battery() -> None:
@@ -93,6 +101,10 @@ async def test_it_reads_each_fault_as_its_error_class(
         await shared_sim.clear_faults()
     assert isinstance(caught.value, expected), (
         f"{platform} read {fault} as {type(caught.value).__name__}: {caught.value}")
+    secrets = secret_values(platform, credentials)
+    assert secrets, f"{platform}: no secret credential to look for"
+    leaked = [field for field, value in secrets.items() if value in str(caught.value)]
+    assert not leaked, f"{platform}: the error message for {fault} shows {leaked}"
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_after_s > 0
     assert len(shared_sim.world.record.all(platform)) == before, "published during a fault"

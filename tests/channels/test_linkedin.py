@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +26,7 @@ from sidestep.sim.platforms.linkedin import LinkedInProfile
 from sidestep.sim.server import Simulator
 from sidestep.sim.testing import running_simulator
 from sidestep.vault import Credentials
-from tests.channels.conftest import PNG_1PX
+from tests.channels.conftest import PNG_1PX, FastClock, answer
 
 TOKEN = "linkedin-member-token-secret-0123"
 _members = itertools.count(1)
@@ -57,17 +55,6 @@ def media_content() -> Content | None:
         MediaItem(MediaKind.IMAGE, "image/png", PNG_1PX, alt="A dot", filename="dot.png"),))
 
 
-class FastClock:
-    """World time running 1000 times faster than the wall clock, so images the simulator
-    'processes' for a second are AVAILABLE after a few quick polls."""
-
-    def __init__(self) -> None:
-        self._start, self._t0 = datetime.now(UTC), time.monotonic()
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * 1000)
-
-
 class Impatient(LinkedInAdapter):
     """Gives up after five status checks, so a test need not wait for ninety."""
 
@@ -87,12 +74,6 @@ def mocked(handler: Callable[[httpx.Request], httpx.Response]) -> LinkedInAdapte
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return LinkedInAdapter(client=client, clock=FrozenClock(NOW), timeout_s=2,
                            poll_interval_s=0)
-
-
-def answer(status: int, body: object, headers: dict[str, str] | None = None,
-           ) -> Callable[[httpx.Request], httpx.Response]:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return lambda request: httpx.Response(status, content=content, headers=headers)
 
 
 # -- publishing -----------------------------------------------------------------------------

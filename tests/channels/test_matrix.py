@@ -30,7 +30,7 @@ from sidestep.sim.platforms.matrix import MatrixProfile
 from sidestep.sim.server import Simulator
 from sidestep.sim.testing import simulator_fixture
 from sidestep.vault import Credentials
-from tests.channels.conftest import PNG_1PX
+from tests.channels.conftest import PNG_1PX, answer
 
 TOKEN = "syt_YnJhbmQ_matrix-secret-token-0001"
 USER = "@brand:matrix.org"
@@ -261,12 +261,6 @@ async def test_the_token_is_masked_in_logs_and_absent_from_every_error(sim: Simu
 
 
 # -- the error table, for answers the simulator does not give ----------------------------------
-
-
-def answer(status: int, body: object, headers: dict[str, str] | None = None,
-           ) -> Callable[[httpx.Request], httpx.Response]:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return lambda request: httpx.Response(status, content=content, headers=headers)
 
 
 @pytest.mark.parametrize(("status", "body", "expected", "code"), [

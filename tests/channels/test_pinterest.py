@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -31,7 +29,7 @@ from sidestep.sim.server import Simulator
 from sidestep.sim.specs import load_spec
 from sidestep.sim.testing import running_simulator
 from sidestep.vault import Credentials
-from tests.channels.conftest import PNG_1PX
+from tests.channels.conftest import PNG_1PX, FastClock, answer
 
 TOKEN = "pinterest-user-token-secret-0123"
 _accounts = itertools.count(1)
@@ -67,17 +65,6 @@ def media_content() -> Content | None:
     return Content(text="Watch this", media=(CLIP,))
 
 
-class FastClock:
-    """World time running 1000 times faster than the wall clock, so a video the simulator
-    'processes' for two seconds is ready after a few quick polls."""
-
-    def __init__(self) -> None:
-        self._start, self._t0 = datetime.now(UTC), time.monotonic()
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * 1000)
-
-
 class Impatient(PinterestAdapter):
     """Gives up after five status checks, so a test need not wait for ninety."""
 
@@ -97,12 +84,6 @@ def mocked(handler: Callable[[httpx.Request], httpx.Response]) -> PinterestAdapt
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return PinterestAdapter(client=client, clock=FrozenClock(NOW), timeout_s=2,
                             poll_interval_s=0)
-
-
-def answer(status: int, body: object, headers: dict[str, str] | None = None,
-           ) -> Callable[[httpx.Request], httpx.Response]:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return lambda request: httpx.Response(status, content=content, headers=headers)
 
 
 # -- publishing -----------------------------------------------------------------------------

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import json
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,7 +25,8 @@ from sidestep.domain.content import Content, MediaItem, MediaKind
 from sidestep.sim.server import Simulator
 from sidestep.sim.testing import running_simulator
 from sidestep.vault import Credentials
-from tests.channels.conftest import PNG_1PX
+from tests.channels.conftest import PNG_1PX, FastClock
+from tests.channels.conftest import answer as documented
 
 TOKEN = "x-user-token-secret-0123456789"
 _accounts = itertools.count(1)
@@ -48,17 +47,6 @@ def text_content() -> Content:
 def media_content() -> Content | None:
     return Content(text="Picture of the day", media=(
         MediaItem(MediaKind.IMAGE, "image/png", PNG_1PX, alt="A dot", filename="dot.png"),))
-
-
-class FastClock:
-    """World time running 1000 times faster than the wall clock, so media the simulator
-    'processes' for seconds is ready after a few quick polls."""
-
-    def __init__(self) -> None:
-        self._start, self._t0 = datetime.now(UTC), time.monotonic()
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * 1000)
 
 
 class Impatient(XAdapter):
@@ -82,9 +70,8 @@ def mocked(handler: Callable[[httpx.Request], httpx.Response]) -> XAdapter:
 
 def answer(status: int, body: object, headers: dict[str, str] | None = None,
            ) -> Callable[[httpx.Request], httpx.Response]:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return lambda request: httpx.Response(status, content=content, headers={
-        "content-type": "application/problem+json", **(headers or {})})
+    return documented(status, body, {"content-type": "application/problem+json",
+                                     **(headers or {})})
 
 
 def problem(status: int, kind: str, detail: str = "", **extra: object) -> dict[str, object]:
