@@ -114,7 +114,7 @@ async def test_one_workspace_never_sees_another_workspaces_rows(db: Database, cl
             created_by=None, at=clock.now())
     async with db.session() as s:
         assert await Channels(s, workspace_id=ws_b, vault=VAULT).get(ch_a.id) is None
-        assert await Channels(s, workspace_id=ws_b, vault=VAULT).list() == []
+        assert await Channels(s, workspace_id=ws_b, vault=VAULT).all() == []
         assert await Posts(s, workspace_id=ws_b).get(post_a.id) is None
         assert await Posts(s, workspace_id=ws_b).deliveries(post_a.id) == []
         with pytest.raises(PostError, match="no such channel"):

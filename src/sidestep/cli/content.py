@@ -86,7 +86,7 @@ def channel_list(workspace: str | None = WorkspaceOption) -> None:
     async def main() -> None:
         async with opened_runtime() as rt, rt.db.session() as session:
             ws = await pick_workspace(Accounts(session), workspace)
-            channels = await Channels(session, workspace_id=ws.id, vault=rt.vault).list()
+            channels = await Channels(session, workspace_id=ws.id, vault=rt.vault).all()
         table = Table("id", "name", "platform", "handle", "status", "audience", "credentials")
         for c in channels:
             table.add_row(str(c.id), c.name, c.platform, c.handle, c.status,
@@ -166,7 +166,7 @@ def post_list(
             ws = await pick_workspace(Accounts(session), workspace)
             posts = Posts(session, workspace_id=ws.id)
             table = Table("id", "due (UTC)", "text", "deliveries")
-            rows = await posts.list(limit=limit)
+            rows = await posts.recent(limit=limit)
             for post in rows:
                 states = [d.state for d in await posts.deliveries(post.id)]
                 summary = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
@@ -189,7 +189,7 @@ def post_show(post_id: int = typer.Argument(...), workspace: str | None = Worksp
             if post is None:
                 raise UsageError(f"no post {post_id} in workspace {ws.slug}")
             channels = {c.id: c for c in
-                        await Channels(session, workspace_id=ws.id, vault=rt.vault).list()}
+                        await Channels(session, workspace_id=ws.id, vault=rt.vault).all()}
             deliveries = await posts.deliveries(post_id)
         console.print(f"[bold]Post {post.id}[/bold], due {post.due_at:%Y-%m-%d %H:%M} UTC, "
                       f"if down: {post.fallback_policy}")

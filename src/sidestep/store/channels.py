@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -75,7 +74,7 @@ class Channels:
         """A channel by id (digits) or by name."""
         return await self.get(int(ref)) if ref.isdigit() else await self.by_name(ref)
 
-    async def list(self) -> builtins.list[Channel]:
+    async def all(self) -> list[Channel]:
         query = select(Channel).where(Channel.workspace_id == self.workspace_id).order_by(
             Channel.id
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,22 +99,22 @@ class Posts:
             select(Post).where(Post.id == post_id, Post.workspace_id == self.workspace_id)
         )
 
-    async def list(self, *, limit: int = 100, offset: int = 0) -> builtins.list[Post]:
+    async def recent(self, *, limit: int = 100, offset: int = 0) -> list[Post]:
         query = (
             select(Post).where(Post.workspace_id == self.workspace_id)
             .order_by(Post.due_at.desc(), Post.id.desc()).limit(limit).offset(offset)
         )
         return list((await self.session.scalars(query)).all())
 
-    async def deliveries(self, post_id: int) -> builtins.list[Delivery]:
+    async def deliveries(self, post_id: int) -> list[Delivery]:
         query = select(Delivery).where(
             Delivery.post_id == post_id, Delivery.workspace_id == self.workspace_id
         ).order_by(Delivery.id)
         return list((await self.session.scalars(query)).all())
 
-    async def deliveries_for(self, post_ids: Sequence[int]) -> dict[int, builtins.list[Delivery]]:
+    async def deliveries_for(self, post_ids: Sequence[int]) -> dict[int, list[Delivery]]:
         """Deliveries of several posts in one query, keyed by post id."""
-        found: dict[int, builtins.list[Delivery]] = {post_id: [] for post_id in post_ids}
+        found: dict[int, list[Delivery]] = {post_id: [] for post_id in post_ids}
         if not post_ids:
             return found
         query = select(Delivery).where(
@@ -133,7 +132,7 @@ class Posts:
         )
         return {state: count for state, count in rows.all()}
 
-    async def attempts(self, delivery_id: int) -> builtins.list[DeliveryAttempt]:
+    async def attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
         delivery = await self.session.scalar(
             select(Delivery.id).where(Delivery.id == delivery_id,
                                       Delivery.workspace_id == self.workspace_id)

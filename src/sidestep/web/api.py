@@ -60,7 +60,7 @@ async def list_channels(request: Request, access: AsViewer) -> list[ChannelOut]:
     """The workspace's channels (never their credentials)."""
     channels = await Channels(
         access.session, workspace_id=access.workspace.id, vault=get_runtime(request).vault
-    ).list()
+    ).all()
     return [ChannelOut.model_validate(channel) for channel in channels]
 
 
@@ -72,7 +72,7 @@ async def list_posts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[PostOut]:
     """The workspace's posts, latest due time first."""
-    posts = await Posts(access.session, workspace_id=access.workspace.id).list(
+    posts = await Posts(access.session, workspace_id=access.workspace.id).recent(
         limit=limit, offset=offset
     )
     return [PostOut.model_validate(post) for post in posts]

@@ -106,7 +106,7 @@ async def status_board(request: Request, access: AsViewer) -> Response:
 async def channels_page(request: Request, access: AsViewer) -> Response:
     channels = await Channels(
         access.session, workspace_id=access.workspace.id, vault=get_runtime(request).vault
-    ).list()
+    ).all()
     rows = [
         {"name": c.name, "platform": c.platform, "handle": c.handle, "status": c.status,
          "audience_size": c.audience_size}
@@ -176,9 +176,9 @@ async def _render_posts(
     workspace_id = access.workspace.id
     channels = await Channels(
         access.session, workspace_id=workspace_id, vault=get_runtime(request).vault
-    ).list()
+    ).all()
     repo = Posts(access.session, workspace_id=workspace_id)
-    posts = await repo.list(limit=POSTS_SHOWN)
+    posts = await repo.recent(limit=POSTS_SHOWN)
     by_post = await repo.deliveries_for([post.id for post in posts])
     views = [PostView(post, _delivery_views(by_post[post.id], channels)) for post in posts]
     shown = next((v.post for v in views if v.post.id == created), None)
