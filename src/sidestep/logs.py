@@ -85,6 +85,8 @@ def configure_logging(level: str = "info", *, json_output: bool = False) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # Migrations announce every step at INFO; an operator needs to hear only of problems.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     )

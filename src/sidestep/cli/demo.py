@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import typer
 
+from sidestep.catalogue import default_catalogue
 from sidestep.cli.common import console, run
 from sidestep.cli.serve import serve_runtime
 from sidestep.clock import SystemClock
@@ -80,8 +81,9 @@ def demo(
                 console.print(f"Open [bold]http://{host}:{port}/[/bold] and log in as")
                 console.print(f"  email:    [bold]{DEMO_EMAIL}[/bold]")
                 console.print(f"  password: [bold]{password}[/bold]  (new at every start)")
-                console.print(f"The platform simulator answers for {len(sim.platforms)} "
-                              f"platforms; break one with "
+                played = [key for key in sim.platforms if key in default_catalogue()]
+                console.print(f"The platform simulator plays {len(played)} platforms; "
+                              f"break one with "
                               f"[bold]sidestep sim fault instagram dns_servfail[/bold] "
                               f"(control API {sim.control_url}).")
                 await serve_runtime(runtime, host=host, port=port)
