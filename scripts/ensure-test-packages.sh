@@ -10,6 +10,7 @@ command -v node >/dev/null 2>&1 || needed+=(nodejs npm)
 command -v g++ >/dev/null 2>&1 || needed+=(g++ make)  # better-sqlite3 builds from source offline
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || needed+=(postgresql)
+[ -x /usr/sbin/smtp-sink ] || needed+=(postfix)  # smtp-sink: an SMTP peer told to answer 4xx/5xx
 
 PDS_VERSION=0.4.217  # the newest @atproto/pds that runs on Node 20
 install_pds() {
@@ -31,6 +32,8 @@ if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sud
 fi
 echo "Installing Debian packages for the tests: ${needed[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is installed for its test tools only; it must not configure itself as a mail server.
+echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
 install_pds

@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from sidestep.store.db import Database
-from sidestep.store.tables import Base
+from sidestep.store.schema import metadata
 
 NOUN_TABLES = {
     "workspace", "member", "channel", "post", "delivery", "delivery_attempt", "observation",
@@ -22,7 +22,7 @@ async def test_migrations_build_every_table_from_empty(db: Database) -> None:
 
 async def test_migrated_schema_matches_the_models(db: Database) -> None:
     def diff(sync_conn):  # type: ignore[no-untyped-def]
-        return compare_metadata(MigrationContext.configure(sync_conn), Base.metadata)
+        return compare_metadata(MigrationContext.configure(sync_conn), metadata)
 
     async with db.engine.connect() as conn:
         changes = await conn.run_sync(diff)

@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sidestep.runtime import Runtime
-from sidestep.web import api, auth, connect, ops, pages
+from sidestep.web import (
+    api,
+    auth,
+    compose,
+    connect,
+    email_pages,
+    monitor_pages,
+    ops,
+    pages,
+    report_pages,
+    site,
+)
 from sidestep.web.board import PlatformCatalogue, load_default_catalogue
 from sidestep.web.errors import install_error_handlers
 from sidestep.web.headers import SecurityHeadersMiddleware
@@ -56,6 +67,8 @@ def create_app(runtime: Runtime, *, catalogue: PlatformCatalogue | None = None) 
     app.include_router(pages.router)
     app.include_router(ops.router)
     connect.install(app)  # the OAuth connect routes, and the Connect buttons' choices
+    for area in (compose, monitor_pages, email_pages, site, report_pages):
+        area.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)
 

@@ -38,7 +38,15 @@ from sidestep.web.views import format_utc, render
 
 router = APIRouter(include_in_schema=False)
 
-SECTIONS = (("status", "Status"), ("posts", "Posts"), ("channels", "Channels"))
+SECTIONS = (
+    ("status", "Status"),
+    ("posts", "Posts"),
+    ("calendar", "Calendar"),
+    ("channels", "Channels"),
+    ("email", "Email"),
+    ("site", "Site"),
+    ("reports", "Reports"),
+)
 POSTS_SHOWN = 100
 
 
