@@ -2,6 +2,7 @@
 
 from sidestep.store import (  # noqa: F401  (imported for the tables they declare)
     tables_archive,
+    tables_campaign,
     tables_dispatch,
     tables_email,
     tables_metrics,
