@@ -18,6 +18,7 @@ from sidestep.runtime import Runtime
 from sidestep.web import (
     api,
     auth,
+    campaign_pages,
     compose,
     connect,
     email_pages,
@@ -67,7 +68,7 @@ def create_app(runtime: Runtime, *, catalogue: PlatformCatalogue | None = None) 
     app.include_router(pages.router)
     app.include_router(ops.router)
     connect.install(app)  # the OAuth connect routes, and the Connect buttons' choices
-    for area in (compose, monitor_pages, email_pages, site, report_pages):
+    for area in (compose, monitor_pages, email_pages, campaign_pages, site, report_pages):
         area.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)
