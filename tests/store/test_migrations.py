@@ -21,8 +21,15 @@ async def test_migrations_build_every_table_from_empty(db: Database) -> None:
 
 
 async def test_migrated_schema_matches_the_models(db: Database) -> None:
+    # Full-text search is per engine and made only in migration 0005 (FTS5 table, GIN index).
+    from sidestep.store.tables_archive import DB_ONLY_OBJECTS
+
+    def include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+        return name not in DB_ONLY_OBJECTS
+
     def diff(sync_conn):  # type: ignore[no-untyped-def]
-        return compare_metadata(MigrationContext.configure(sync_conn), metadata)
+        context = MigrationContext.configure(sync_conn, opts={"include_object": include})
+        return compare_metadata(context, metadata)
 
     async with db.engine.connect() as conn:
         changes = await conn.run_sync(diff)
