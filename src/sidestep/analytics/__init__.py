@@ -1,0 +1,1 @@
+"""Measuring outages: impact against a counterfactual, and concentration risk (issue 11)."""
