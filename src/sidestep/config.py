@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     base_url: str = Field(default="", description="Public URL; default http://host:port.")
     log_level: str = "info"
     session_max_age_s: int = 14 * 24 * 3600
+    # The SMTP server for single transactional mails (double opt-in confirmations).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 15.0
+    mail_from: str = Field(default="", description="From address; default no-reply@<host>.")
 
     @classmethod
     def settings_customise_sources(
