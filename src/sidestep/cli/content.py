@@ -6,7 +6,9 @@ import json
 import sys
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from sidestep.cli.common import (
     UsageError,
@@ -22,6 +24,7 @@ from sidestep.cli.common import (
 from sidestep.domain.states import FallbackPolicy
 from sidestep.store.accounts import Accounts
 from sidestep.store.channels import Channels
+from sidestep.store.post_history import timeline
 from sidestep.store.posts import NewPost, Posts
 
 channel_app = typer.Typer(help="A workspace's accounts on platforms.", no_args_is_help=True)
@@ -150,7 +153,8 @@ def post_create(
                 created_by=None, at=now,
             )
         console.print(f"Post {post.id} scheduled for {post.due_at:%Y-%m-%d %H:%M} UTC "
-                      f"on {len(channel)} channel(s).")
+                      f"on {len(channel)} channel(s): {', '.join(channel)}.", markup=False,
+                      highlight=False)
 
     run(main)
 
@@ -179,25 +183,38 @@ def post_list(
 
 @post_app.command("show")
 def post_show(post_id: int = typer.Argument(...), workspace: str | None = WorkspaceOption) -> None:
-    """Show one post and each of its deliveries."""
+    """Show one post, each of its deliveries, and each delivery's timeline: every attempt
+    (outcome, error class and detail), hold, release, reroute and failure."""
 
     async def main() -> None:
         async with opened_runtime() as rt, rt.db.session() as session:
             ws = await pick_workspace(Accounts(session), workspace)
-            posts = Posts(session, workspace_id=ws.id)
-            post = await posts.get(post_id)
+            post = await Posts(session, workspace_id=ws.id).get(post_id)
             if post is None:
                 raise UsageError(f"no post {post_id} in workspace {ws.slug}")
-            channels = {c.id: c for c in
-                        await Channels(session, workspace_id=ws.id, vault=rt.vault).all()}
-            deliveries = await posts.deliveries(post_id)
+            history = await timeline(session, post, workspace_id=ws.id)
         console.print(f"[bold]Post {post.id}[/bold], due {post.due_at:%Y-%m-%d %H:%M} UTC, "
                       f"if down: {post.fallback_policy}")
         console.print(post.body, highlight=False, markup=False)
+        if post.link:
+            console.print(f"link: {post.link}", highlight=False, markup=False)
         table = Table("delivery", "channel", "state", "attempts", "external id", "last error")
-        for d in deliveries:
-            table.add_row(str(d.id), channels[d.channel_id].name, d.state, str(d.attempt_count),
-                          d.external_id or "—", d.last_error or "")
+        for h in history.deliveries:
+            d = h.delivery
+            table.add_row(str(d.id), escape(h.channel_name), d.state, str(d.attempt_count),
+                          escape(d.external_id or "—"), escape(d.last_error or ""))
         console.print(table)
+        for h in history.deliveries:
+            console.print(Text(f"\n{h.channel_name} ({h.platform}): {h.delivery.state}",
+                               style="bold"))
+            if h.delivery.external_url:
+                console.print(f"  published at {h.delivery.external_url}", highlight=False,
+                              markup=False)
+            for entry in h.entries:
+                line = f"  {entry.at:%Y-%m-%d %H:%M:%S} UTC  {entry.label}"
+                console.print(line + (f" — {entry.detail}" if entry.detail else ""),
+                              highlight=False, markup=False)
+            if not h.entries:
+                console.print("  nothing yet: waiting for its due time", markup=False)
 
     run(main)
