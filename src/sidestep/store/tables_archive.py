@@ -70,8 +70,12 @@ class ArchiveSource(Base):
     permalink: Mapped[str | None] = mapped_column(String(2048))
     # What the platform says beyond the common fields (lang, counts, hashtags, title).
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Set when Sidestep published it: the delivery that did, on which channel.
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("delivery.id", ondelete="SET NULL"), unique=True
+    )
+    channel_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel.id", ondelete="SET NULL"), index=True
     )
     imported_at: Mapped[datetime]
 

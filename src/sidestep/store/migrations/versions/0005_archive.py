@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("permalink", sa.String(length=2048), nullable=True),
         sa.Column("extra", sa.JSON(), nullable=False),
         sa.Column("delivery_id", BIG_ID, nullable=True),
+        sa.Column("channel_id", BIG_ID, nullable=True),
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["workspace_id"], ["workspace.id"],
@@ -96,6 +97,10 @@ def upgrade() -> None:
             ["delivery_id"], ["delivery.id"],
             name=op.f("fk_archive_source_delivery_id_delivery"), ondelete="SET NULL",
         ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"], ["channel.id"],
+            name=op.f("fk_archive_source_channel_id_channel"), ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_source")),
         sa.UniqueConstraint(
             "workspace_id", "platform", "source_id",
@@ -105,6 +110,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("archive_source", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_archive_source_post_id"), ["post_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_archive_source_channel_id"), ["channel_id"], unique=False
+        )
 
     op.create_table(
         "archive_media",
@@ -138,6 +146,7 @@ def downgrade() -> None:
         op.execute("DROP INDEX IF EXISTS ix_archive_post_search")
     op.drop_table("archive_media")
     with op.batch_alter_table("archive_source", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_archive_source_channel_id"))
         batch_op.drop_index(batch_op.f("ix_archive_source_post_id"))
     op.drop_table("archive_source")
     with op.batch_alter_table("archive_post", schema=None) as batch_op:
