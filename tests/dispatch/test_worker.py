@@ -20,7 +20,8 @@ from sidestep.store.channels import Channels
 from sidestep.store.db import Database
 from sidestep.store.posts import NewPost, Posts
 from sidestep.store.queue import claim, promote_due
-from sidestep.store.tables import Delivery, DeliveryAttempt
+from sidestep.store.tables import Channel, Delivery, DeliveryAttempt
+from sidestep.store.tables_dispatch import ChannelBreaker
 from sidestep.vault import Credentials, Vault
 from tests.channels import test_bluesky, test_mastodon, test_telegram
 
@@ -133,17 +134,24 @@ async def test_it_obeys_the_platforms_retry_after(db: Database, clock: FrozenClo
         assert r.sim.world.record.all("mastodon") == []
 
 
-async def test_it_fails_visibly_on_an_expired_token_and_does_not_retry(
+async def test_an_expired_token_flags_the_channel_and_holds_without_retrying(
         db: Database, clock: FrozenClock) -> None:
     async with rig(db, clock, "telegram") as r:
         delivery_id = await r.post("telegram")
         await r.sim.set_fault("telegram", "auth_expired")
         assert await r.run() == 1
         delivery = await r.delivery(delivery_id)
-        assert delivery.state == "failed" and (delivery.last_error or "").startswith("auth")
-        clock.advance(seconds=86_400)
-        assert await r.run() == 0
+        assert delivery.state == "held" and (delivery.last_error or "").startswith("auth")
+        async with r.db.session() as s:
+            channel = await s.get_one(Channel, r.channels["telegram"])
+            assert channel.status == "needs_reconnect"
+            assert await s.scalar(select(ChannelBreaker)) is None  # auth opens no breaker
+        clock.advance(seconds=3600)
+        second = await r.post("telegram")
+        assert await r.run() == 0  # the channel's deliveries wait for a person
+        assert (await r.delivery(second)).state == "held"
         assert r.sim.world.record.all("telegram") == []
+        assert len(await r.attempts(delivery_id)) == 1
 
 
 async def test_a_timeout_on_a_platform_that_cannot_be_asked_stays_unknown(

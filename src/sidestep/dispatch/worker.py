@@ -1,13 +1,20 @@
 """The dispatch worker: claim due deliveries, publish each once, record what happened.
 
-A pass (`run_once`) promotes deliveries whose time has come, claims a batch with a lease,
-and for each calls the adapter *outside* any database transaction (a platform call can take
-seconds; no row lock or SQLite write lock is held across it). The attempt and the outcome
-are then written in one transaction:
+A pass (`run_once`) tends held deliveries (`failover.tend_held`: release, reroute, fail),
+promotes deliveries whose time has come, and claims a batch through the gate
+(`admission.claim_admitted`: platform state, breaker, quotas, maximum age). It calls the
+adapters for the claimed batch concurrently (at most `concurrency` at once) and *outside*
+any database transaction (a platform call can take seconds; no row lock or SQLite write lock
+is held across it). Each attempt and its outcome are then written in one transaction that
+checks the lease:
 
-    published                  → sent, with the platform's id and URL
+    published                  → sent, with the platform's id and URL; breaker closed
+    PlatformOutage             → counted on the breaker; held if that opened it, else
+                                 retry_wait
     error with a delay         → retry_wait until now + delay (see `backoff`)
-    AuthExpired / Rejected     → failed, with the reason
+    AuthExpired                → held, and the channel flagged needs_reconnect (no breaker);
+                                 released when the channel is reconnected
+    Rejected                   → failed, with the reason
     Unknown(maybe_sent=True)   → unknown: the post may exist and is never sent again blindly
 
 A crash between the publish and that transaction leaves the delivery `sending` with a lease
@@ -17,6 +24,7 @@ idempotency marker) or hands the delivery to a person as `unknown`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -24,27 +32,33 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sidestep.channels.base import Adapter, Published
-from sidestep.channels.errors import PublishError, Unknown
+from sidestep.channels.errors import AuthExpired, PlatformOutage, PublishError, Unknown
 from sidestep.clock import Clock
+from sidestep.dispatch import breaker as breakers
+from sidestep.dispatch.admission import Admitted, claim_admitted
 from sidestep.dispatch.backoff import next_delay_s
+from sidestep.dispatch.failover import tend_held
+from sidestep.dispatch.policy import BreakerView
+from sidestep.dispatch.quotas import QuotaBook
 from sidestep.domain.content import Content
-from sidestep.domain.states import DeliveryState
+from sidestep.domain.states import ChannelStatus, DeliveryState
 from sidestep.store.channels import Channels
 from sidestep.store.db import Database
 from sidestep.store.events import record_event
 from sidestep.store.posts import StaleState, record_attempt, transition_delivery
-from sidestep.store.queue import claim, expired_leases, promote_due, unknown_outcomes
+from sidestep.store.queue import expired_leases, promote_due, unknown_outcomes
 from sidestep.store.tables import Channel, Delivery, Post
 from sidestep.vault import Credentials, Vault, VaultError
 
-__all__ = ["CANNOT_ASK", "reconcile", "run_once"]
+__all__ = ["CANNOT_ASK", "DEFAULT_CONCURRENCY", "reconcile", "run_once", "tend_held"]
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CONCURRENCY = 32
 CANNOT_ASK = "the platform cannot be asked whether the post exists; a person must check"
 _RELEASE_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 
@@ -57,6 +71,10 @@ class _Job:
     platform: str
     idempotency_key: str
     attempt: int
+    channel_id: int = 0
+    workspace_id: int = 0
+    breaker: BreakerView | None = None
+    breaker_threshold: int = 3
     content: Content | None = None
     credentials: Credentials | None = None
     problem: str | None = None  # set when the job cannot be sent at all
@@ -64,31 +82,46 @@ class _Job:
 
 async def run_once(db: Database, *, vault: Vault, adapters: Mapping[str, Adapter], worker: str,
                    clock: Clock, rng: random.Random, lease_s: float = 120,
-                   batch: int = 20) -> int:
+                   batch: int = 20, concurrency: int = DEFAULT_CONCURRENCY,
+                   quotas: QuotaBook | None = None, tend: bool = True) -> int:
     """One pass of the worker. Returns how many deliveries it claimed (and settled).
 
+    `tend` runs `tend_held` first (release, reroute, fail held deliveries); a process that
+    runs it on its own schedule or on `platform.state_changed` events may pass False.
     Adapter errors are settled on the delivery; anything else (a bug, the database gone)
     propagates, leaving the delivery `sending` until its lease runs out and `reconcile`
     takes it.
     """
+    book = quotas or QuotaBook.default()
+    if tend:
+        await tend_held(db, clock=clock, book=book)
     now = clock.now()
     async with db.session() as session:
         await promote_due(session, now=now, limit=batch)
     async with db.session() as session:
-        claimed = await claim(session, worker=worker, now=now, lease_s=lease_s, limit=batch)
-        jobs = [await _load_job(session, delivery, vault=vault, adapters=adapters)
-                for delivery in claimed]
-    for job in jobs:
-        await _send(db, job, adapters=adapters, worker=worker, clock=clock, rng=rng)
+        admitted = await claim_admitted(session, worker=worker, now=now, lease_s=lease_s,
+                                        limit=batch, book=book)
+        jobs = [_job_for(session, item, vault=vault, adapters=adapters) for item in admitted]
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def send(job: _Job) -> None:
+        async with gate:
+            await _send(db, job, adapters=adapters, worker=worker, clock=clock, rng=rng)
+
+    results = await asyncio.gather(*(send(job) for job in jobs), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
     return len(jobs)
 
 
-async def _load_job(session: AsyncSession, delivery: Delivery, *, vault: Vault,
-                    adapters: Mapping[str, Adapter]) -> _Job:
-    post = await session.get_one(Post, delivery.post_id)
-    channel = await session.get_one(Channel, delivery.channel_id)
+def _job_for(session: AsyncSession, item: Admitted, *, vault: Vault,
+             adapters: Mapping[str, Adapter]) -> _Job:
+    delivery, channel = item.delivery, item.channel
     job = _Job(delivery_id=delivery.id, platform=channel.platform,
-               idempotency_key=delivery.idempotency_key, attempt=delivery.attempt_count)
+               idempotency_key=delivery.idempotency_key, attempt=delivery.attempt_count,
+               channel_id=channel.id, workspace_id=delivery.workspace_id, breaker=item.breaker,
+               breaker_threshold=item.breaker_threshold)
     if channel.platform not in adapters:
         return replace(job, problem=f"no adapter for {channel.platform} in this worker")
     try:
@@ -96,8 +129,16 @@ async def _load_job(session: AsyncSession, delivery: Delivery, *, vault: Vault,
                                vault=vault).credentials(channel)
     except VaultError as exc:
         return replace(job, problem=str(exc))
-    return replace(job, content=Content(text=post.body, link=post.link),
-                    credentials=credentials)
+    return replace(job, content=Content(text=item.post.body, link=item.post.link),
+                   credentials=credentials)
+
+
+async def _load_job(session: AsyncSession, delivery: Delivery, *, vault: Vault,
+                    adapters: Mapping[str, Adapter]) -> _Job:
+    post = await session.get_one(Post, delivery.post_id)
+    channel = await session.get_one(Channel, delivery.channel_id)
+    return _job_for(session, Admitted(delivery, post, channel, None, 0), vault=vault,
+                    adapters=adapters)
 
 
 async def _send(db: Database, job: _Job, *, adapters: Mapping[str, Adapter], worker: str,
@@ -129,9 +170,38 @@ async def _send(db: Database, job: _Job, *, adapters: Mapping[str, Adapter], wor
             await _lease_lost(session, delivery, published=published, worker=worker,
                               at=finished)
             return
-        new, reason, changes = _decide(published, error, job, rng=rng, at=finished)
+        breaker_open = await _note_on_breaker(session, job, published, error, at=finished)
+        if isinstance(error, AuthExpired):
+            await _flag_reconnect(session, job, str(error), at=finished)
+        new, reason, changes = _decide(published, error, job, rng=rng, at=finished,
+                                       breaker_open=breaker_open)
         await transition_delivery(session, delivery, new, at=finished, reason=reason,
                                   changes=_RELEASE_LEASE | changes)
+
+
+async def _note_on_breaker(session: AsyncSession, job: _Job, published: Published | None,
+                           error: PublishError | None, *, at: datetime) -> bool:
+    """Tell the channel's breaker how the call went; True when it is open now."""
+    if isinstance(error, PlatformOutage):
+        return await breakers.note_failure(session, job.channel_id, job.workspace_id, at=at,
+                                           threshold=job.breaker_threshold, detail=str(error))
+    if published is not None or (error is not None and not isinstance(error, AuthExpired)):
+        await breakers.note_success(session, job.channel_id, job.workspace_id, at=at,
+                                    known=job.breaker)
+    return False
+
+
+async def _flag_reconnect(session: AsyncSession, job: _Job, detail: str, *,
+                          at: datetime) -> None:
+    """Mark the channel needs_reconnect (once, with an event); opens no breaker."""
+    result = await session.execute(
+        update(Channel).where(Channel.id == job.channel_id,
+                              Channel.status != ChannelStatus.NEEDS_RECONNECT.value)
+        .values(status=ChannelStatus.NEEDS_RECONNECT.value))
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        await record_event(session, type="channel.needs_reconnect",
+                           workspace_id=job.workspace_id,
+                           payload={"channel_id": job.channel_id, "reason": detail}, at=at)
 
 
 def _outcome(published: Published | None, error: PublishError | None) -> str:
@@ -143,7 +213,8 @@ def _outcome(published: Published | None, error: PublishError | None) -> str:
 
 
 def _decide(published: Published | None, error: PublishError | None, job: _Job, *,
-            rng: random.Random, at: datetime) -> tuple[DeliveryState, str, dict[str, Any]]:
+            rng: random.Random, at: datetime,
+            breaker_open: bool = False) -> tuple[DeliveryState, str, dict[str, Any]]:
     """The delivery's next state, the event's reason and the columns to set."""
     if published is not None:
         return DeliveryState.SENT, "published", {
@@ -156,6 +227,12 @@ def _decide(published: Published | None, error: PublishError | None, job: _Job, 
     if isinstance(error, Unknown) and error.maybe_sent:
         reason = f"{detail}; the post may exist, so it is not sent again blindly"
         return DeliveryState.UNKNOWN, reason, {"last_error": reason}
+    if isinstance(error, AuthExpired):
+        reason = f"{detail}; held until the channel is reconnected"
+        return DeliveryState.HELD, reason, {"last_error": reason, "held_since": at}
+    if breaker_open:
+        reason = f"{detail}; the channel's breaker is open, so it is held"
+        return DeliveryState.HELD, reason, {"last_error": reason, "held_since": at}
     delay_s = next_delay_s(error, job.attempt, rng=rng)
     if delay_s is None:
         return DeliveryState.FAILED, detail, {"last_error": detail}

@@ -39,14 +39,18 @@ _FINAL_DELIVERY_STATES = frozenset(
 _D = DeliveryState
 DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
     _D.SCHEDULED: frozenset({_D.DUE, _D.HELD, _D.CANCELLED}),
-    _D.DUE: frozenset({_D.SENDING, _D.HELD, _D.REROUTED, _D.FAILED, _D.CANCELLED}),
+    # due → retry_wait: a quota has no token left; the delivery waits for one, never fails.
+    _D.DUE: frozenset({_D.SENDING, _D.RETRY_WAIT, _D.HELD, _D.REROUTED, _D.FAILED,
+                       _D.CANCELLED}),
     _D.SENDING: frozenset({_D.SENT, _D.RETRY_WAIT, _D.HELD, _D.FAILED, _D.UNKNOWN}),
     _D.RETRY_WAIT: frozenset({_D.DUE, _D.HELD, _D.REROUTED, _D.FAILED, _D.CANCELLED}),
     _D.HELD: frozenset({_D.DUE, _D.REROUTED, _D.FAILED, _D.CANCELLED}),
     # A person (or reconciliation that found the post) settles an unknown outcome.
     _D.UNKNOWN: frozenset({_D.SENT, _D.DUE, _D.FAILED, _D.CANCELLED}),
     _D.SENT: frozenset(),
-    _D.REROUTED: frozenset(),
+    # Catch-up: a post that asked for it goes out on its own platform once that returns,
+    # unless it is stale by then. It was never sent there, so this cannot duplicate it.
+    _D.REROUTED: frozenset({_D.DUE}),
     _D.FAILED: frozenset(),
     _D.CANCELLED: frozenset(),
 }
@@ -106,3 +110,39 @@ class FallbackPolicy(StrEnum):
     HOLD = "hold"
     REROUTE = "reroute"
     MIRROR_NOW = "mirror_now"
+
+
+class BreakerState(StrEnum):
+    """A channel's circuit breaker, used when the monitor has no fresh state of its platform.
+
+    closed → open after N consecutive outage-class failures; open → half_open when the
+    cool-down has passed and one probe is let through; half_open → closed when the probe
+    succeeds, → open again when it fails.
+    """
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+_B = BreakerState
+BREAKER_TRANSITIONS: dict[BreakerState, frozenset[BreakerState]] = {
+    _B.CLOSED: frozenset({_B.OPEN}),
+    _B.OPEN: frozenset({_B.HALF_OPEN, _B.CLOSED}),
+    # half_open → half_open: the probe's worker died; a new probe after another cool-down.
+    _B.HALF_OPEN: frozenset({_B.CLOSED, _B.OPEN, _B.HALF_OPEN}),
+}
+
+
+def check_breaker_transition(old: BreakerState, new: BreakerState) -> None:
+    """Raise `IllegalTransition` unless a breaker may go from `old` to `new`."""
+    if new not in BREAKER_TRANSITIONS[old]:
+        raise IllegalTransition(f"breaker cannot go from {old} to {new}")
+
+
+class DeliverableStatus(StrEnum):
+    """A sponsored deliverable: a post promised to a partner by a deadline."""
+
+    PENDING = "pending"
+    AT_RISK = "at_risk"
+    FULFILLED = "fulfilled"

@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sidestep.domain.states import DeliveryState, FallbackPolicy, check_delivery_transition
 from sidestep.store.events import record_event
-from sidestep.store.tables import Channel, Delivery, DeliveryAttempt, Post
+from sidestep.store.tables import Channel, Delivery, DeliveryAttempt, Post, Workspace
 
 ERROR_DETAIL_CAP = 1000
 
@@ -34,8 +36,19 @@ class NewPost:
     link: str | None = None
     media: list[dict[str, Any]] = field(default_factory=list)
     variants: dict[str, Any] = field(default_factory=dict)
-    fallback_policy: FallbackPolicy = FallbackPolicy.HOLD
+    # None: the workspace's default (workspace.settings["dispatch"]["fallback_policy"], else
+    # hold). The timing fields left None take the workspace's defaults when dispatched.
+    fallback_policy: FallbackPolicy | None = None
     fallback_channel_ids: Sequence[int] = ()
+    hold_max_s: int | None = None
+    reroute_grace_s: int | None = None
+    max_age_s: int | None = None
+    catch_up: bool = False
+
+
+def new_idempotency_key(post_id: int, channel_id: int) -> str:
+    """Our marker for one post on one channel; platforms that can be asked find it later."""
+    return f"sst-{post_id}-{channel_id}-{secrets.token_hex(6)}"
 
 
 def cap(text: str | None, limit: int = ERROR_DETAIL_CAP) -> str | None:
@@ -69,11 +82,19 @@ class Posts:
         )
         if missing := sorted(wanted - found):
             raise PostError(f"no such channel in this workspace: {', '.join(map(str, missing))}")
+        if len(set(new.fallback_channel_ids)) != len(new.fallback_channel_ids):
+            raise PostError("a fallback channel is named twice")
+        for name in ("hold_max_s", "reroute_grace_s", "max_age_s"):
+            value = getattr(new, name)
+            if value is not None and value <= 0:
+                raise PostError(f"{name} must be a positive number of seconds")
+        policy = new.fallback_policy or await self._default_policy()
         post = Post(
             workspace_id=self.workspace_id, body=new.body, link=new.link, media=new.media,
-            variants=new.variants, due_at=new.due_at, fallback_policy=new.fallback_policy.value,
-            fallback_channel_ids=list(new.fallback_channel_ids), created_by=created_by,
-            created_at=at,
+            variants=new.variants, due_at=new.due_at, fallback_policy=policy.value,
+            fallback_channel_ids=list(new.fallback_channel_ids), hold_max_s=new.hold_max_s,
+            reroute_grace_s=new.reroute_grace_s, max_age_s=new.max_age_s,
+            catch_up=new.catch_up, created_by=created_by, created_at=at,
         )
         self.session.add(post)
         await self.session.flush()
@@ -83,7 +104,7 @@ class Posts:
                     workspace_id=self.workspace_id, post_id=post.id, channel_id=channel_id,
                     state=DeliveryState.SCHEDULED.value, due_at=new.due_at,
                     next_attempt_at=new.due_at, attempt_count=0,
-                    idempotency_key=f"sst-{post.id}-{channel_id}-{secrets.token_hex(6)}",
+                    idempotency_key=new_idempotency_key(post.id, channel_id),
                     updated_at=at,
                 )
             )
@@ -93,6 +114,12 @@ class Posts:
             payload={"post_id": post.id, "channel_ids": list(new.channel_ids)}, at=at,
         )
         return post
+
+    async def _default_policy(self) -> FallbackPolicy:
+        settings = await self.session.scalar(
+            select(Workspace.settings).where(Workspace.id == self.workspace_id)) or {}
+        chosen = (settings.get("dispatch") or {}).get("fallback_policy")
+        return FallbackPolicy(chosen) if chosen in set(FallbackPolicy) else FallbackPolicy.HOLD
 
     async def get(self, post_id: int) -> Post | None:
         return await self.session.scalar(
@@ -199,3 +226,39 @@ async def record_attempt(
     session.add(attempt)
     await session.flush()
     return attempt
+
+
+async def create_fallbacks(session: AsyncSession, origin: Delivery, channel_ids: Sequence[int],
+                           *, at: datetime, reason: str) -> list[int]:
+    """Deliveries of `origin`'s post on `channel_ids`, due now; returns the new ones' ids.
+
+    Each is an ordinary delivery with its own idempotency key. Created once: the unique
+    (post_id, channel_id) makes a second call (another worker, a retry) insert nothing, and a
+    channel that already carries the post (a target as well as a fallback) is skipped.
+    Channels no longer in the workspace are skipped too.
+    """
+    existing = set((await session.scalars(select(Channel.id).where(
+        Channel.id.in_(list(channel_ids)), Channel.workspace_id == origin.workspace_id))).all())
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    created: list[int] = []
+    for channel_id in channel_ids:
+        if channel_id not in existing or channel_id == origin.channel_id:
+            continue
+        new_id = await session.scalar(
+            insert(Delivery).values(
+                workspace_id=origin.workspace_id, post_id=origin.post_id, channel_id=channel_id,
+                state=DeliveryState.DUE.value, due_at=at, next_attempt_at=at, attempt_count=0,
+                idempotency_key=new_idempotency_key(origin.post_id, channel_id),
+                updated_at=at, origin_delivery_id=origin.id,
+            ).on_conflict_do_nothing(index_elements=["post_id", "channel_id"])
+            .returning(Delivery.id))
+        if new_id is None:
+            continue
+        created.append(new_id)
+        await record_event(
+            session, type=f"delivery.{DeliveryState.DUE.value}",
+            workspace_id=origin.workspace_id,
+            payload={"delivery_id": new_id, "post_id": origin.post_id, "channel_id": channel_id,
+                     "old": None, "origin_delivery_id": origin.id, "reason": reason},
+            at=at)
+    return created

@@ -10,15 +10,37 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sidestep.domain.states import DeliveryState, check_delivery_transition
+from sidestep.domain.states import ChannelStatus, DeliveryState, check_delivery_transition
 from sidestep.store.events import record_event
 from sidestep.store.posts import StaleState, transition_delivery
 from sidestep.store.tables import Channel, Delivery
+from sidestep.store.tables_dispatch import DispatchPause
 
-__all__ = ["claim", "expired_leases", "promote_due", "unknown_outcomes"]
+__all__ = ["claim", "claim_ids", "expired_leases", "not_paused", "pick_due", "promote_due",
+           "take_write_lock", "unknown_outcomes"]
+
+
+def not_paused() -> ColumnElement[bool]:
+    """True for deliveries whose workspace and channel are not paused (see dispatch.pause)."""
+    return ~exists().where(
+        DispatchPause.workspace_id == Delivery.workspace_id,
+        or_(DispatchPause.channel_id.is_(None), DispatchPause.channel_id == Delivery.channel_id),
+    )
+
+
+async def take_write_lock(session: AsyncSession) -> None:
+    """On SQLite, start the transaction as a writer before it reads.
+
+    Why: pysqlite begins a transaction only at the first write, so reads before it see no
+    common snapshot. A write that matches nothing takes SQLite's single write lock at once,
+    making read-decide-write sequences (gating, quota counting) exclusive across processes.
+    PostgreSQL needs nothing: those paths lock their rows.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("UPDATE quota_lock SET key = key WHERE 1 = 0"))
 
 _PROMOTABLE = (DeliveryState.SCHEDULED.value, DeliveryState.RETRY_WAIT.value)
 
@@ -49,40 +71,41 @@ async def promote_due(session: AsyncSession, *, now: datetime, limit: int) -> in
     return moved
 
 
-async def claim(session: AsyncSession, *, worker: str, now: datetime, lease_s: float,
-                limit: int) -> list[Delivery]:
-    """Take up to `limit` due deliveries for `worker`: `sending`, leased, attempt counted.
+async def pick_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Delivery]:
+    """Up to `limit` due deliveries that no pause and no paused channel stops, oldest first.
 
-    Returns the claimed rows (ordered by id), each with a `delivery.sending` event. No two
-    callers ever get the same delivery:
-
-    - PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` picks rows no other transaction holds
-      (others skip them instead of waiting), then the UPDATE in the same transaction moves
-      exactly those. Any number of workers on any number of machines share the queue.
-    - SQLite: one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) AND state='due' RETURNING`
-      (SQLite >= 3.35). SQLite has one writer at a time, so a single statement is atomic;
-      a second claimer waits on the write lock and then finds the rows no longer `due`.
-
-    On both, the outer `state = 'due'` is the compare-and-set that makes a claim exclusive
-    even if the row changed between the pick and the update.
+    On PostgreSQL the rows are locked `FOR UPDATE OF delivery SKIP LOCKED`: other workers
+    skip them (instead of waiting), and the channel rows the filter reads are not locked, so
+    two workers can take deliveries of one channel at once. On SQLite call
+    `take_write_lock` first: the caller's later writes then act on exactly what it read.
     """
-    check_delivery_transition(DeliveryState.DUE, DeliveryState.SENDING)
-    pick = (
-        select(Delivery.id)
-        .where(Delivery.state == DeliveryState.DUE.value, Delivery.next_attempt_at <= now)
+    query = (
+        select(Delivery)
+        .join(Channel, Channel.id == Delivery.channel_id)
+        .where(Delivery.state == DeliveryState.DUE.value, Delivery.next_attempt_at <= now,
+               Channel.status != ChannelStatus.PAUSED.value, not_paused())
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        ids = list((await session.scalars(pick.with_for_update(skip_locked=True))).all())
-        if not ids:
-            return []
-        chosen = Delivery.id.in_(ids)
-    else:
-        chosen = Delivery.id.in_(pick.scalar_subquery())
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    return list((await session.scalars(query)).all())
+
+
+async def claim_ids(session: AsyncSession, ids: Collection[int], *, worker: str, now: datetime,
+                    lease_s: float) -> list[Delivery]:
+    """Move the deliveries `ids` from due to `sending` for `worker`, leased, attempt counted.
+
+    Returns the rows it moved (ordered by id), each with a `delivery.sending` event. The
+    `state = 'due'` condition is the compare-and-set: a row that changed since it was picked
+    is left alone.
+    """
+    check_delivery_transition(DeliveryState.DUE, DeliveryState.SENDING)
+    if not ids:
+        return []
     statement = (
         update(Delivery)
-        .where(chosen, Delivery.state == DeliveryState.DUE.value)
+        .where(Delivery.id.in_(list(ids)), Delivery.state == DeliveryState.DUE.value)
         .values(state=DeliveryState.SENDING.value, lease_owner=worker,
                 lease_expires_at=now + timedelta(seconds=lease_s),
                 attempt_count=Delivery.attempt_count + 1, updated_at=now)
@@ -100,6 +123,22 @@ async def claim(session: AsyncSession, *, worker: str, now: datetime, lease_s: f
             at=now,
         )
     return claimed
+
+
+async def claim(session: AsyncSession, *, worker: str, now: datetime, lease_s: float,
+                limit: int) -> list[Delivery]:
+    """Take up to `limit` due, unpaused deliveries for `worker`, without any gate.
+
+    Returns the claimed rows (ordered by id). No two callers ever get the same delivery:
+    PostgreSQL picks with `FOR UPDATE SKIP LOCKED`, SQLite takes its single write lock
+    before picking (`take_write_lock`), and the update's `state = 'due'` is the
+    compare-and-set on both. The worker uses `pick_due` and `claim_ids` with its gate
+    between them (see `sidestep.dispatch.admission`).
+    """
+    await take_write_lock(session)
+    picked = await pick_due(session, now=now, limit=limit)
+    return await claim_ids(session, [d.id for d in picked], worker=worker, now=now,
+                           lease_s=lease_s)
 
 
 async def expired_leases(session: AsyncSession, *, now: datetime, limit: int) -> list[Delivery]:

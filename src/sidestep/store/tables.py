@@ -143,6 +143,11 @@ class Post(Base):
     due_at: Mapped[datetime]
     fallback_policy: Mapped[str] = mapped_column(String(20))
     fallback_channel_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # Failover timing (issue 6); None takes the workspace's default at dispatch time.
+    hold_max_s: Mapped[int | None]
+    reroute_grace_s: Mapped[int | None]
+    max_age_s: Mapped[int | None]
+    catch_up: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
@@ -172,6 +177,10 @@ class Delivery(Base):
     external_url: Mapped[str | None] = mapped_column(String(2048))
     last_error: Mapped[str | None] = mapped_column(String(1000))
     updated_at: Mapped[datetime]
+    # When it was last held (failover delays count from here); the delivery a fallback
+    # delivery stands in for (None for a post's own targets).
+    held_since: Mapped[datetime | None]
+    origin_delivery_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeliveryAttempt(Base):
