@@ -251,7 +251,8 @@ def lint(
     """Return the template's problems, errors first. A template with no errors renders for the
     sample subscriber; `known` names the extra context variables the caller will supply."""
     problems: list[Problem] = []
-    allowed = BUILTIN_VARIABLES | set(known) | set(sample_context or {})
+    known = set(known)
+    allowed = BUILTIN_VARIABLES | known | set(sample_context or {})
     if not subject_tpl.strip():
         problems.append(Problem("error", "subject", "the subject is empty"))
     if not html_tpl.strip() and not text_tpl.strip():
@@ -281,7 +282,10 @@ def lint(
         problems.append(Problem("warning", "subject", "long subjects are cut off in inboxes"))
     if not any(p.level == "error" for p in problems):
         try:
-            preview(subject_tpl, html_tpl, text_tpl, context=sample_context)
+            # Known names without a sample value render as empty, whatever is asked of them.
+            stand_ins = {name: jinja2.ChainableUndefined(name=name) for name in known}
+            preview(subject_tpl, html_tpl, text_tpl,
+                    context={**stand_ins, **(sample_context or {})})
         except TemplateError as exc:
             problems.append(Problem("error", exc.part, exc.message, exc.line))
     return sorted(problems, key=lambda p: p.level != "error")

@@ -67,6 +67,11 @@ _STATUS_FOR_REASON = {
 }
 
 
+def suppression_key(email: str) -> str:
+    """The form suppressions are stored and looked up in; raises `InvalidAddress`."""
+    return normalise(email).lower()
+
+
 class AudienceError(ValueError):
     """A request about lists or subscribers that cannot be carried out, with the reason."""
 
@@ -162,7 +167,7 @@ class Subscribers:
                 Subscriber.status == SubscriberStatus.SUBSCRIBED.value,
                 Subscriber.id > after,
                 ~exists().where(Suppression.workspace_id == self.workspace_id,
-                                Suppression.email == Subscriber.email),
+                                Suppression.email == func.lower(Subscriber.email)),
             )
             if list_id is not None:
                 query = query.join(ListMembership, and_(
@@ -314,8 +319,9 @@ class MailingLists:
 
 
 class Suppressions:
-    """Addresses no send may reach. Lookups normalise; an invalid address counts as suppressed
-    (it cannot be mailed anyway, and refusing is the safe side)."""
+    """Addresses no send may reach. Stored and matched case-insensitively (local parts are
+    case-sensitive on paper, nowhere in practice, and refusing is the safe side); an invalid
+    address counts as suppressed, since it cannot be mailed anyway."""
 
     def __init__(self, session: AsyncSession, workspace_id: int) -> None:
         self.session = session
@@ -323,7 +329,7 @@ class Suppressions:
 
     async def get(self, email: str) -> Suppression | None:
         try:
-            address = normalise(email)
+            address = suppression_key(email)
         except InvalidAddress:
             return None
         return await self.session.scalar(select(Suppression).where(
@@ -343,7 +349,7 @@ class Suppressions:
         result: set[str] = set()
         for email in given:
             try:
-                stored.setdefault(normalise(email), []).append(email)
+                stored.setdefault(suppression_key(email), []).append(email)
             except InvalidAddress:
                 result.add(email)
         for chunk in _chunks(list(stored), _LOOKUP_CHUNK):
@@ -361,7 +367,7 @@ class Suppressions:
         status. An existing suppression keeps its first reason; the detail is appended."""
         reason = SuppressionReason(reason)
         try:
-            address = normalise(email)
+            address = suppression_key(email)
         except InvalidAddress as exc:
             raise AudienceError(f"{email!r} is not a valid address: {exc}") from exc
         when = at if at is not None else SystemClock().now()
@@ -375,8 +381,9 @@ class Suppressions:
                                payload={"reason": reason.value}, at=when)
         elif detail and detail not in row.detail:
             row.detail = f"{row.detail}; {detail}"[-1000:] if row.detail else detail[:1000]
-        subscriber = await Subscribers(self.session, self.workspace_id).find_by_email(address)
-        if subscriber is not None:
+        for subscriber in await self.session.scalars(select(Subscriber).where(
+                Subscriber.workspace_id == self.workspace_id,
+                func.lower(Subscriber.email) == address)):
             subscriber.status = _STATUS_FOR_REASON[reason].value
             subscriber.updated_at = when
         await self.session.flush()
