@@ -77,6 +77,7 @@ class ImportedPost:
     reply_to: str | None = None
     media: tuple[MediaRef, ...] = ()
     origin_post_id: int | None = None  # the Sidestep post it was published from
+    main_permalink: str | None = None  # else the first source's
 
     @property
     def kind(self) -> PostKind:
@@ -84,6 +85,8 @@ class ImportedPost:
 
     @property
     def permalink(self) -> str | None:
+        if self.main_permalink:
+            return self.main_permalink
         return next((s.permalink for s in self.sources if s.permalink), None)
 
 

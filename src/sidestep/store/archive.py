@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,6 +66,7 @@ class Archive:
         known = await self._known_sources(posts)
         keys = [text_key(p.text) for p in posts]
         candidates = await self._candidates({k for k in keys if k is not None})
+        origins = await self._origins({p.origin_post_id for p in posts} - {None})
         outcomes: list[Outcome] = []
         new_rows: list[dict[str, Any]] = []
         # (post_id or None, batch index of a new post, source) to insert once ids are known
@@ -74,16 +75,21 @@ class Archive:
             fresh = [s for s in post.sources if (s.platform, s.source_id) not in known]
             hits = [known[(s.platform, s.source_id)] for s in post.sources
                     if (s.platform, s.source_id) in known]
+            await self._claim_deliveries([s for s in post.sources if s not in fresh])
             if not fresh:
                 outcomes.append(Outcome.DUPLICATE)
                 continue
             target: tuple[int | None, int | None] | None = hits[0] if hits else None
+            if target is None and post.origin_post_id is not None:
+                target = origins.get(post.origin_post_id)
             if target is None and key is not None:
                 target = _closest(candidates.get(key, []), post)
             if target is None:
                 index = len(new_rows)
                 new_rows.append(self._post_row(post, key, at=at))
                 target = (None, index)
+                if post.origin_post_id is not None:
+                    origins[post.origin_post_id] = target
                 if key is not None:
                     candidates.setdefault(key, []).append(_Candidate(
                         None, index, post.created_at, {s.platform for s in fresh}))
@@ -149,6 +155,31 @@ class Archive:
             index_elements=["workspace_id", "sha256"]
         )
         await self.session.execute(statement, list(rows.values()))
+
+    async def _origins(
+        self, post_ids: set[int | None]
+    ) -> dict[int, tuple[int | None, int | None]]:
+        if not post_ids:
+            return {}
+        rows = await self.session.execute(
+            select(ArchivePost.origin_post_id, ArchivePost.id).where(
+                ArchivePost.workspace_id == self.workspace_id,
+                ArchivePost.origin_post_id.in_(sorted(i for i in post_ids if i is not None))))
+        return {origin: (post_id, None) for origin, post_id in rows if origin is not None}
+
+    async def _claim_deliveries(self, sources: list[SourceRef]) -> None:
+        """A delivery whose platform id was archived already (say, by an import) is marked
+        on that source, so it counts as archived and is not picked again."""
+        for source in sources:
+            if source.delivery_id is None:
+                continue
+            await self.session.execute(
+                update(ArchiveSource).where(
+                    ArchiveSource.workspace_id == self.workspace_id,
+                    ArchiveSource.platform == source.platform,
+                    ArchiveSource.source_id == source.source_id,
+                    ArchiveSource.delivery_id.is_(None),
+                ).values(delivery_id=source.delivery_id, channel_id=source.channel_id))
 
     async def _known_sources(
         self, posts: Sequence[ImportedPost]
