@@ -38,7 +38,11 @@ class ImpactError(ValueError):
 
 @dataclass(frozen=True)
 class Impact:
-    """Averages are per post-period point; `cumulative_*` are sums over the post-period."""
+    """Averages are per post-period point; `cumulative_*` are sums over the post-period.
+
+    `p_value` is two-sided, so `significant` means exactly that the interval excludes zero
+    (R's CausalImpact prints the one-sided tail area, half of it).
+    """
 
     actual: float
     predicted: float
@@ -182,7 +186,7 @@ def _summarise(
     pred_sum = float(pred[n_pre:][post].sum())
     cum_sd = float(np.sqrt(cum_var_sum))
     cum = actual_sum - pred_sum
-    p_value = float(norm.sf(abs(cum) / cum_sd)) if cum_sd > 0 else float(cum == 0)
+    p_value = float(2 * norm.sf(abs(cum) / cum_sd)) if cum_sd > 0 else float(cum == 0)
     if cum_sd == 0 and cum == 0:
         p_value = 0.5
     rel_base = pred_sum if pred_sum != 0 else float("nan")
