@@ -18,12 +18,15 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sidestep.domain.states import DeliveryState
 from sidestep.store.tables import Channel, Delivery, DeliveryAttempt, Event, Post
 
 __all__ = ["DeliveryHistory", "Entry", "PostHistory", "posts_due_between", "timeline"]
 
 # "delivery.sending" is one per attempt and the attempt row says more; it is not repeated.
 _QUIET_EVENTS = frozenset({"delivery.sending"})
+_STATES = frozenset(state.value for state in DeliveryState)
+_OUTCOMES = frozenset({"sent", "retry_wait", "failed", "unknown"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +101,19 @@ async def timeline(session: AsyncSession, post: Post, *, workspace_id: int) -> P
     histories = []
     for d in deliveries:
         channel = channels.get(d.channel_id)
-        entries = sorted(by_delivery[d.id], key=lambda e: (e.at, e.kind != "attempt"))
+        entries = sorted(by_delivery[d.id], key=_order)
         histories.append(DeliveryHistory(
             delivery=d, channel_name=channel.name if channel else f"channel {d.channel_id}",
             platform=channel.platform if channel else "", entries=entries))
     return PostHistory(post=post, deliveries=histories, post_entries=post_entries)
+
+
+def _order(entry: Entry) -> tuple[datetime, int]:
+    """Time order; at one instant the release before the attempt, the attempt before its
+    outcome (a fast attempt and its outcome share a timestamp)."""
+    if entry.kind == "attempt":
+        return entry.at, 1
+    return entry.at, 2 if entry.state in _OUTCOMES else 0
 
 
 async def _attempts(delivery_ids: Sequence[int],
@@ -134,10 +145,18 @@ def _attempt_state(outcome: str) -> str:
 def _event_entry(row: Event) -> Entry:
     payload: dict[str, Any] = row.payload
     reason = str(payload.get("reason") or "")
-    if row.type.startswith("delivery."):
-        state = row.type.removeprefix("delivery.")
+    state = row.type.removeprefix("delivery.")
+    if row.type.startswith("delivery.") and state in _STATES:
         return Entry(at=row.created_at, kind="event", label=_state_label(state, payload),
                      detail=reason, state=state)
+    if row.type == "delivery.lease_lost":
+        detail = (f"worker {payload.get('worker')} finished after its claim ran out; the "
+                  f"delivery was {payload.get('state')}")
+        if payload.get("external_id"):
+            detail += f" and the platform took the post as {payload['external_id']}: check " \
+                      "for a duplicate"
+        return Entry(at=row.created_at, kind="event", label="claim lost", detail=detail,
+                     state="unknown")
     if row.type == "post.created":
         return Entry(at=row.created_at, kind="event", label="created",
                      detail=f"for {len(payload.get('channel_ids', []))} channel(s)")
