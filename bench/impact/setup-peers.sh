@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs the two Python ports of CausalImpact, each into its own environment under
+# bench/impact/ (never into Sidestep's): both install as the module `causalimpact`.
+set -euo pipefail
+cd "$(dirname "$0")"
+[ -x .peers/bin/python ] || { python3 -m venv .peers && .peers/bin/pip install -q pycausalimpact; }
+[ -x .peers-tf/bin/python ] || { python3 -m venv .peers-tf && .peers-tf/bin/pip install -q tfcausalimpact; }
