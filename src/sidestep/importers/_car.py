@@ -126,6 +126,8 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
         sizes = {25: (2, ">e"), 26: (4, ">f"), 27: (8, ">d")}
         if info in sizes:
             size, fmt = sizes[info]
+            if pos + size > len(data):
+                raise CarError("DAG-CBOR float cut short")
             return struct.unpack(fmt, data[pos:pos + size])[0], pos + size
         raise CarError(f"unsupported CBOR simple value {info}")
     if info < 24:
