@@ -7,3 +7,6 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `sidestep` command."""
+    from sidestep.cli import agents  # `sidestep agent` and `sidestep alerts`
+
+    agents.register(app)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sidestep.domain.states import PlatformStatus
@@ -109,3 +109,60 @@ def status_counts(rows: Sequence[BoardRow]) -> dict[str, int]:
     for row in rows:
         counts[row.status.value] = counts.get(row.status.value, 0) + 1
     return {status.value: counts[status.value] for status in _ORDER if status.value in counts}
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """How a platform fared over one window, from its incidents.
+
+    `measured` is the part of the window the monitor knew the platform (it starts at the
+    first observation when that is later); `up_fraction` is None when nothing was measured.
+    Time in an incident whose worst state was `down` counts as down, any other incident as
+    degraded.
+    """
+
+    label: str
+    measured: timedelta
+    down: timedelta
+    degraded: timedelta
+
+    @property
+    def up_fraction(self) -> float | None:
+        if self.measured <= timedelta(0):
+            return None
+        return max(0.0, 1.0 - (self.down + self.degraded) / self.measured)
+
+
+class IncidentLike(Protocol):
+    @property
+    def worst_status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+
+
+UPTIME_WINDOWS = (("24 h", timedelta(hours=24)), ("7 d", timedelta(days=7)),
+                  ("30 d", timedelta(days=30)))
+
+
+def uptime(
+    incidents: Sequence[IncidentLike], *, label: str, window: timedelta, now: datetime,
+    known_since: datetime | None,
+) -> Uptime:
+    """The platform's uptime over the `window` before `now` (see `Uptime`)."""
+    start = now - window
+    if known_since is None:
+        return Uptime(label, timedelta(0), timedelta(0), timedelta(0))
+    start = max(start, known_since)
+    down = degraded = timedelta(0)
+    for incident in incidents:
+        begin = max(incident.started_at, start)
+        end = min(incident.ended_at or now, now)
+        if end <= begin:
+            continue
+        if incident.worst_status == PlatformStatus.DOWN.value:
+            down += end - begin
+        else:
+            degraded += end - begin
+    return Uptime(label, max(now - start, timedelta(0)), down, degraded)
