@@ -70,6 +70,7 @@ class SubscribeResult:
     outcome: Outcome
     subscriber: Subscriber | None
     confirmation: PendingConfirmation | None = None
+    record_id: int | None = None  # the consent record, to withdraw if the mail is not sent
 
 
 async def request_subscription(
@@ -98,15 +99,16 @@ async def request_subscription(
                                              at=at)
         elif await _recent_request(session, row, mailing_list, at=at):
             return SubscribeResult(Outcome.ALREADY_PENDING, row)
-        await subscribers.record_consent(
+        record = await subscribers.record_consent(
             row, action=ConsentAction.SUBSCRIBE, source=source, list_id=mailing_list.id,
             ip=requester.ip, user_agent=requester.user_agent,
             text_shown=mailing_list.consent_text, at=at)
+        await session.flush()
         token = links.sign_token(secret, links.CONFIRM, workspace_id, row.id, mailing_list.id,
                                  issued_at=at)
         return SubscribeResult(Outcome.PENDING, row, PendingConfirmation(
             to=row.email, name=row.name, list_name=mailing_list.name,
-            url=links.confirm_url(base_url, token)))
+            url=links.confirm_url(base_url, token)), record.id)
     await subscribers.set_membership(row, mailing_list, MembershipStatus.SUBSCRIBED, at=at)
     await subscribers.set_status(row, SubscriberStatus.SUBSCRIBED, at=at)
     await subscribers.record_consent(

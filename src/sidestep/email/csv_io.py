@@ -217,7 +217,7 @@ async def _import_batch(
     before = dict((await session.execute(
         select(ListMembership.subscriber_id, ListMembership.status).where(
             ListMembership.list_id == mailing_list.id,
-            ListMembership.subscriber_id.in_([s.id for s in existing.values()])))).tuples().all())
+            ListMembership.subscriber_id.in_([s.id for s in existing.values()])))).all())
     for row, address in valid:
         known = existing.get(address)
         reason = _refusal(address in suppressed, known, before)

@@ -211,7 +211,7 @@ class Subscribers:
                 ListMembership, ListMembership.list_id == MailingList.id).where(
                 ListMembership.subscriber_id == subscriber_id,
                 MailingList.workspace_id == self.workspace_id).order_by(MailingList.name))
-        return [(lst, member) for lst, member in rows.tuples()]
+        return [(lst, member) for lst, member in rows.all()]
 
     async def set_membership(
         self, subscriber: Subscriber, mailing_list: MailingList, status: MembershipStatus, *,
@@ -313,7 +313,7 @@ class MailingLists:
                 MailingList.workspace_id == self.workspace_id).group_by(
                 ListMembership.list_id, ListMembership.status))
         result: dict[int, dict[str, int]] = {}
-        for list_id, status, count in rows.tuples():
+        for list_id, status, count in rows.all():
             result.setdefault(list_id, {})[status] = count
         return result
 
