@@ -65,6 +65,8 @@ async def test_the_composer_suggests_an_hour_ahead_in_the_workspaces_time_zone(
     assert 'name="due_at" value="2026-11-23T14:00"' in page  # 13:00 UTC is 14:00 in Berlin
     assert 'name="tz" value="Europe/Berlin"' in page
     assert 'value="hold"' in page and 'value="reroute"' in page and 'value="mirror_now"' in page
+    assert "The workspace's default (hold)" in page
+    assert 'name="hold_max_h" value="" placeholder="6"' in page
 
 
 async def test_the_preview_shows_each_channel_adapted_and_its_problems(
@@ -110,7 +112,8 @@ async def test_scheduling_creates_the_post_and_its_deliveries_at_the_local_time(
     csrf = await sign_in(client, runtime, world.editor)
     response = await client.post("/w/acme/posts/new", data=form(
         csrf, x_channel, world.newsletter_id, link="https://acme.example/beans",
-        policy="reroute", fallback_ids=[str(world.instagram_id)], action="schedule"))
+        policy="reroute", fallback_ids=[str(world.instagram_id)], reroute_grace_min="20",
+        max_age_h="6", catch_up="1", action="schedule"))
     assert response.status_code == 303
     location = response.headers["location"]
     match = re.fullmatch(r"/w/acme/posts/(\d+)\?created=1", location)
@@ -121,6 +124,8 @@ async def test_scheduling_creates_the_post_and_its_deliveries_at_the_local_time(
         assert post.link == "https://acme.example/beans"
         assert post.fallback_policy == "reroute"
         assert post.fallback_channel_ids == [world.instagram_id]
+        assert (post.reroute_grace_s, post.max_age_s, post.hold_max_s) == (1200, 21600, None)
+        assert post.catch_up is True
         assert post.created_by == world.editor.id
         deliveries = await Posts(s, workspace_id=post.workspace_id).deliveries(post.id)
     assert sorted(d.channel_id for d in deliveries) == sorted([x_channel, world.newsletter_id])
@@ -128,6 +133,23 @@ async def test_scheduling_creates_the_post_and_its_deliveries_at_the_local_time(
     page = (await client.get(location)).text
     assert f"Post #{post.id} scheduled." in page
     assert "2026-11-24 09:30 Europe/Berlin" in page
+
+
+async def test_a_post_left_on_the_default_policy_takes_the_workspaces(
+    client: httpx.AsyncClient, world: World, runtime: Runtime
+) -> None:
+    async with runtime.db.session() as s:
+        acme = await Accounts(s).workspace_by_slug("acme")
+        assert acme is not None
+        acme.settings = {"dispatch": {"fallback_policy": "mirror_now"}}
+    csrf = await sign_in(client, runtime, world.editor)
+    response = await client.post("/w/acme/posts/new", data=form(
+        csrf, world.newsletter_id, tz="UTC", due_at="2026-11-24T09:30", action="schedule"))
+    assert response.status_code == 303
+    post_id = int(response.headers["location"].split("/")[-1].split("?")[0])
+    async with runtime.db.session() as s:
+        post = await s.get_one(Post, post_id)
+    assert post.fallback_policy == "mirror_now" and post.hold_max_s is None
 
 
 async def test_now_schedules_the_post_for_the_present(
@@ -149,7 +171,7 @@ async def test_bad_fields_are_named_and_nothing_is_created(
     before = await post_count(runtime)
     response = await client.post("/w/acme/posts/new", data=form(
         csrf, world.other_channel_id, body=" ", link="javascript:alert(1)", tz="Mars/Olympus",
-        policy="mirror_now", action="schedule"))
+        policy="mirror_now", hold_max_h="-3", max_age_h="soon", action="schedule"))
     assert response.status_code == 400
     text = response.text
     assert "write something to post" in text
@@ -157,6 +179,7 @@ async def test_bad_fields_are_named_and_nothing_is_created(
     assert "&#39;Mars/Olympus&#39; is not a time zone" in text
     assert "that channel is not one of this workspace&#39;s" in text
     assert "this policy needs at least one fallback channel" in text
+    assert text.count("give a whole number above 0, or leave it empty for the default") == 2
     past = form(csrf, world.newsletter_id, due_at="2026-11-23T12:30", action="schedule")
     response = await client.post("/w/acme/posts/new", data=past)  # 11:30 UTC: the past
     assert response.status_code == 400

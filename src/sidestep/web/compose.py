@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from sidestep.dispatch.policy import DispatchSettings
 from sidestep.domain.content import Content, MediaItem
 from sidestep.domain.states import FallbackPolicy
 from sidestep.store.channels import Channels
@@ -53,6 +54,8 @@ from sidestep.web.views import render
 
 router = APIRouter(include_in_schema=False)
 
+TIMING_FIELDS = ("hold_max_h", "reroute_grace_min", "max_age_h")
+
 POLICY_LABELS = {
     FallbackPolicy.HOLD: "Hold until the platform is back (then fail visibly if too late)",
     FallbackPolicy.REROUTE: "Reroute to the fallback channels after a grace period",
@@ -70,8 +73,13 @@ class Draft:
     due_at: str = ""
     tz: str = "UTC"
     channel_ids: frozenset[int] = frozenset()
-    policy: str = FallbackPolicy.HOLD.value
+    policy: str = ""  # "": the workspace's default policy
     fallback_ids: frozenset[int] = frozenset()
+    # Failover timing as typed (hours, minutes, hours); blank takes the workspace's default.
+    hold_max_h: str = ""
+    reroute_grace_min: str = ""
+    max_age_h: str = ""
+    catch_up: bool = False
     image: StoredImage | None = None
     alt: str = ""
     errors: dict[str, str] = field(default_factory=dict)
@@ -105,8 +113,12 @@ async def compose(
     due_at: Annotated[str, Form()] = "",
     tz: Annotated[str, Form()] = "",
     channel_ids: Annotated[list[str] | None, Form()] = None,
-    policy: Annotated[str, Form()] = FallbackPolicy.HOLD.value,
+    policy: Annotated[str, Form()] = "",
     fallback_ids: Annotated[list[str] | None, Form()] = None,
+    hold_max_h: Annotated[str, Form()] = "",
+    reroute_grace_min: Annotated[str, Form()] = "",
+    max_age_h: Annotated[str, Form()] = "",
+    catch_up: Annotated[str, Form()] = "",
     image: Annotated[UploadFile | None, File()] = None,
     image_ref: Annotated[str, Form()] = "",
     image_name: Annotated[str, Form()] = "",
@@ -122,6 +134,7 @@ async def compose(
     draft = await _read(
         store, channels, body=body, link=link, when=when, due_at=due_at, tz=tz,
         channel_ids=channel_ids, policy=policy, fallback_ids=fallback_ids, upload=image,
+        timing=(hold_max_h, reroute_grace_min, max_age_h), catch_up=bool(catch_up),
         image_ref="" if remove_image else image_ref, image_name=image_name, alt=alt,
         now=runtime.clock.now(), zone_default=workspace_zone(access.workspace.settings).key)
     chosen = [c for c in channels if c.id in draft.channel_ids]
@@ -164,9 +177,9 @@ async def live_preview(
     channels = await _channels(request, access)
     draft = await _read(
         store, channels, body=body, link=link, when="now", due_at="", tz="UTC",
-        channel_ids=channel_ids, policy=FallbackPolicy.HOLD.value, fallback_ids=None,
-        upload=None, image_ref="" if remove_image else image_ref, image_name=image_name,
-        alt=alt, now=runtime.clock.now(), zone_default="UTC")
+        channel_ids=channel_ids, policy="", fallback_ids=None, upload=None,
+        timing=("", "", ""), catch_up=False, image_ref="" if remove_image else image_ref,
+        image_name=image_name, alt=alt, now=runtime.clock.now(), zone_default="UTC")
     chosen = [c for c in channels if c.id in draft.channel_ids]
     previews = await preview_channels(chosen, await _content(draft, store), store=store)
     return render(request, "compose_preview.html", {
@@ -191,7 +204,8 @@ async def _channels(request: Request, access: WorkspaceAccess) -> list[Channel]:
 
 async def _read(store: MediaStore, channels: list[Channel], *, body: str, link: str, when: str,
                 due_at: str, tz: str, channel_ids: list[str] | None, policy: str,
-                fallback_ids: list[str] | None, upload: UploadFile | None, image_ref: str,
+                fallback_ids: list[str] | None, upload: UploadFile | None,
+                timing: tuple[str, str, str], catch_up: bool, image_ref: str,
                 image_name: str, alt: str, now: datetime, zone_default: str) -> Draft:
     errors: dict[str, str] = {}
     link = link.strip()
@@ -221,15 +235,30 @@ async def _read(store: MediaStore, channels: list[Channel], *, body: str, link: 
         errors["fallbacks"] = "that channel is not one of this workspace's"
     elif chosen and fallbacks & chosen:
         errors["fallbacks"] = "a fallback channel cannot also be a target of the post"
-    if policy not in {p.value for p in FallbackPolicy}:
+    if policy and policy not in {p.value for p in FallbackPolicy}:
         errors["policy"] = "choose one of the listed policies"
-    elif policy != FallbackPolicy.HOLD.value and not fallbacks:
+    elif policy in (FallbackPolicy.REROUTE, FallbackPolicy.MIRROR_NOW) and not fallbacks:
         errors["fallbacks"] = "this policy needs at least one fallback channel"
+    for name, raw in zip(TIMING_FIELDS, timing, strict=True):
+        if raw.strip() and _positive(raw) is None:
+            errors[name] = "give a whole number above 0, or leave it empty for the default"
     image = await _image(store, upload, image_ref, image_name, alt.strip(), errors)
     return Draft(body=body, link=link, when=when, due_at=due_at, tz=tz,
                  channel_ids=frozenset(chosen or ()) & known,
-                 policy=policy, fallback_ids=frozenset(fallbacks or ()) & known, image=image,
+                 policy=policy, fallback_ids=frozenset(fallbacks or ()) & known,
+                 hold_max_h=timing[0].strip(), reroute_grace_min=timing[1].strip(),
+                 max_age_h=timing[2].strip(), catch_up=catch_up, image=image,
                  alt=alt.strip(), errors=errors)
+
+
+def _positive(raw: str) -> int | None:
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 100_000 else None
+
+
+def _seconds(raw: str, unit_s: int) -> int | None:
+    value = _positive(raw)
+    return value * unit_s if value is not None else None
 
 
 def _ids(raw: list[str] | None) -> set[int] | None:
@@ -275,8 +304,11 @@ def _new_post(draft: Draft, *, now: datetime) -> NewPost:
         body=draft.body, due_at=due or now, channel_ids=sorted(draft.channel_ids),
         link=draft.link or None,
         media=[draft.image.as_post_media()] if draft.image is not None else [],
-        fallback_policy=FallbackPolicy(draft.policy),
-        fallback_channel_ids=sorted(draft.fallback_ids))
+        fallback_policy=FallbackPolicy(draft.policy) if draft.policy else None,
+        fallback_channel_ids=sorted(draft.fallback_ids),
+        hold_max_s=_seconds(draft.hold_max_h, 3600),
+        reroute_grace_s=_seconds(draft.reroute_grace_min, 60),
+        max_age_s=_seconds(draft.max_age_h, 3600), catch_up=draft.catch_up)
 
 
 async def _page(request: Request, access: WorkspaceAccess, draft: Draft, *,
@@ -287,5 +319,6 @@ async def _page(request: Request, access: WorkspaceAccess, draft: Draft, *,
         "draft": draft, "previews": previews, "zones": zone_names(),
         "channels": [{"id": c.id, "name": c.name, "platform": c.platform} for c in channels],
         "policies": [(p.value, label) for p, label in POLICY_LABELS.items()],
+        "defaults": DispatchSettings.from_workspace(access.workspace.settings),
     }
     return render(request, "compose.html", context, status_code=status_code)
