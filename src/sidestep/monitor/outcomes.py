@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Outcome", "Signal"]
+__all__ = ["FAILING", "Outcome", "Signal"]
 
 
 class Outcome(StrEnum):
@@ -29,3 +29,12 @@ class Signal(StrEnum):
     DNS = "dns"
     HTTP = "http"
     STATUSPAGE = "statuspage"
+    PUBLISH = "publish"  # the dispatcher's recent outcomes (passive publish path)
+    CONTROL = "control"  # hosts and resolvers unrelated to any platform: our own network
+
+
+FAILING = frozenset({
+    Outcome.SERVFAIL, Outcome.NXDOMAIN, Outcome.REFUSED, Outcome.TIMEOUT, Outcome.ERROR,
+    Outcome.BAD_STATUS, Outcome.BAD_ANSWER, Outcome.MAJOR_OUTAGE,
+})
+"""Outcomes that count as a failed check for fusion (status-page partial/degraded do not)."""

@@ -8,7 +8,9 @@ Two kinds, as the catalogue's `status_feed.kind` names them:
   major_outage -> `major_outage`, under_maintenance -> `degraded`; any other status is `error`.
   A page without components is judged by `status.indicator` (none/minor/major/critical).
 - `rss` / `atom`: an outage feed (Meta's carries an item only while an event is open). One
-  observation: `major_outage` when an item was published within `window_s` of now, else `ok`.
+  observation: when an item was published within `window_s` of now, the level its title
+  gives (`item_level`: High -> `major_outage`, Medium -> `partial_outage`, Low ->
+  `degraded`, other wording -> `major_outage`), else `ok`.
 
 Bad input never crashes and never costs more than `max_body_bytes`: a body over the cap, one
 that is not JSON or XML, XML with a DOCTYPE or entity declarations (the billion-laughs bomb is
@@ -35,7 +37,8 @@ from sidestep.monitor.outcomes import Outcome, Signal
 from sidestep.monitor.probes._fetch import FetchFailed, fetch_capped
 from sidestep.store.health import NewObservation
 
-__all__ = ["BadFeed", "StatusPageProbe", "component_outcomes", "newest_item"]
+__all__ = ["BadFeed", "StatusPageProbe", "component_outcomes", "item_level", "newest_entry",
+           "newest_item"]
 
 COMPONENT_OUTCOMES = {
     "operational": Outcome.OK,
@@ -93,6 +96,29 @@ def newest_item(body: bytes) -> datetime | None:
 
     Raises BadFeed for a DTD (entity bombs), XML that does not parse, or no RSS/Atom root.
     """
+    newest = newest_entry(body)
+    return newest[0] if newest else None
+
+
+def item_level(title: str) -> Outcome:
+    """How bad an outage item says things are, from its title (metastatus.com's levels).
+
+    "High" (or "major", "outage") is a major outage, "Medium" (or "partial") a partial one,
+    "Low" (or "degraded", "minor") degraded; any other wording counts as a major outage.
+    """
+    words = set(re.findall(r"[a-z]+", title.lower()))
+    if words & {"medium", "partial"}:
+        return Outcome.PARTIAL_OUTAGE
+    if words & {"low", "degraded", "minor"} and not words & {"high", "major"}:
+        return Outcome.DEGRADED
+    return Outcome.MAJOR_OUTAGE
+
+
+def newest_entry(body: bytes) -> tuple[datetime, str] | None:
+    """(published, title) of the newest item of an RSS 2.0 or Atom feed; None: no item.
+
+    Raises BadFeed as `newest_item` does.
+    """
     try:
         # Decoded here, so an exotic declared encoding (UTF-16, EBCDIC) cannot hide a DTD
         # from the check below; expat parses a str as UTF-8 whatever the declaration says.
@@ -106,17 +132,18 @@ def newest_item(body: bytes) -> datetime | None:
     except (ET.ParseError, ValueError) as exc:
         raise BadFeed(f"not XML: {exc}"[:200]) from exc
     if root.tag == "rss":
-        stamps = [item.findtext("pubDate") for item in root.iterfind("channel/item")]
-        dates = [_rfc822(s) for s in stamps]
+        items = [(_rfc822(item.findtext("pubDate")), item.findtext("title") or "")
+                 for item in root.iterfind("channel/item")]
     elif root.tag == f"{_ATOM}feed":
-        dates = [_iso(entry.findtext(f"{_ATOM}updated") or entry.findtext(f"{_ATOM}published"))
+        items = [(_iso(entry.findtext(f"{_ATOM}updated") or entry.findtext(f"{_ATOM}published")),
+                  entry.findtext(f"{_ATOM}title") or "")
                  for entry in root.iterfind(f"{_ATOM}entry")]
     else:
         raise BadFeed(f"not an RSS or Atom feed (root {root.tag[:60]!r})")
-    known = [d for d in dates if d is not None]
-    if len(known) < len(dates):
+    known = [(d, title) for d, title in items if d is not None]
+    if len(known) < len(items):
         raise BadFeed("an item without a readable date")
-    return max(known, default=None)
+    return max(known, key=lambda item: item[0], default=None)
 
 
 def _rfc822(text: str | None) -> datetime | None:
@@ -183,16 +210,17 @@ class StatusPageProbe:
             if kind == "statuspage":
                 return [self._obs(platform, url, outcome, latency, raw, component=name)
                         for name, outcome, raw in component_outcomes(fetched.body)]
-            return [self._feed_obs(platform, url, newest_item(fetched.body), latency)]
+            return [self._feed_obs(platform, url, newest_entry(fetched.body), latency)]
         except BadFeed as exc:
             return [self._obs(platform, url, Outcome.ERROR, latency, str(exc))]
 
     def _feed_obs(
-        self, platform: str, url: str, newest: datetime | None, latency_ms: float
+        self, platform: str, url: str, newest: tuple[datetime, str] | None, latency_ms: float
     ) -> NewObservation:
-        if newest is not None and newest >= self.clock.now() - self.window:
-            return self._obs(platform, url, Outcome.MAJOR_OUTAGE, latency_ms,
-                             f"item published {newest.isoformat()}")
+        if newest is not None and newest[0] >= self.clock.now() - self.window:
+            published, title = newest
+            return self._obs(platform, url, item_level(title), latency_ms,
+                             f"item published {published.isoformat()}: {title[:200]}")
         return self._obs(platform, url, Outcome.OK, latency_ms, "no recent item")
 
     def _obs(
