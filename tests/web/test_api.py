@@ -20,6 +20,8 @@ API_PATHS = {
     "/api/v1/workspaces/{slug}/posts": {"get", "post"},
     "/api/v1/workspaces/{slug}/posts/{post_id}": {"get"},
     "/api/v1/platforms/states": {"get"},
+    "/api/v1/pause": {"post"},
+    "/api/v1/resume": {"post"},
 }
 
 

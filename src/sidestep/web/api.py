@@ -13,7 +13,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
+from sidestep.dispatch.pause import PauseError, pause, resume
+from sidestep.domain.states import Role
 from sidestep.store.accounts import Accounts
 from sidestep.store.channels import Channels
 from sidestep.store.health import Health
@@ -133,6 +136,64 @@ async def platform_states(
         )
         for row in rows
     ]
+
+
+class PauseIn(BaseModel):
+    """What to pause or resume: a whole workspace, or one of its channels."""
+
+    model_config = ConfigDict(extra="forbid")
+    workspace: str = Field(description="The workspace's slug.")
+    channel_id: int | None = Field(default=None, description="One channel; omit for all.")
+
+
+class PauseOut(BaseModel):
+    workspace: str
+    channel_id: int | None
+    paused: bool = Field(description="Whether this scope is paused now.")
+    changed: bool = Field(description="False when it already was as asked.")
+
+
+_PAUSE_ERRORS: dict[int | str, dict[str, object]] = {
+    **_MEMBER_ERRORS,
+    403: {"model": ErrorOut, "description": "The caller may not edit here."},
+    422: {"model": ErrorOut, "description": "No such channel in the workspace."},
+}
+
+
+async def _pause_or_resume(request: Request, body: PauseIn, principal: CurrentUser,
+                           session: UnitOfWork, *, pausing: bool) -> PauseOut:
+    memberships = {m.workspace.slug: m for m in await Accounts(session).memberships(
+        principal.user.id)}
+    member = memberships.get(body.workspace)
+    if member is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such workspace")
+    if not Role(member.role).allows(Role.EDITOR):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "pausing needs the editor role")
+    action = pause if pausing else resume
+    try:
+        changed = await action(session, workspace_id=member.workspace.id,
+                               channel_id=body.channel_id, by=principal.user.email,
+                               at=get_runtime(request).clock.now())
+    except PauseError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return PauseOut(workspace=body.workspace, channel_id=body.channel_id, paused=pausing,
+                    changed=changed)
+
+
+@router.post("/pause", response_model=PauseOut, tags=["dispatch"], responses=_PAUSE_ERRORS)
+async def pause_dispatch(request: Request, body: PauseIn, principal: CurrentUser,
+                         session: UnitOfWork) -> PauseOut:
+    """Emergency stop: nothing of the workspace (or channel) is sent until resumed; nothing
+    is lost. Needs the editor role."""
+    return await _pause_or_resume(request, body, principal, session, pausing=True)
+
+
+@router.post("/resume", response_model=PauseOut, tags=["dispatch"], responses=_PAUSE_ERRORS)
+async def resume_dispatch(request: Request, body: PauseIn, principal: CurrentUser,
+                          session: UnitOfWork) -> PauseOut:
+    """Lift a pause made with /pause (a channel resumed under a workspace-wide pause stays
+    paused until the workspace resumes). Needs the editor role."""
+    return await _pause_or_resume(request, body, principal, session, pausing=False)
 
 
 async def _post_detail(repo: Posts, post: Post) -> PostDetailOut:
