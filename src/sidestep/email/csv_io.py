@@ -40,7 +40,8 @@ from sidestep.store.tables_email import ListMembership, MailingList, Subscriber
 
 CHUNK_ROWS = 500
 EMAIL_HEADERS = ("email", "e-mail", "email address", "email_address")
-SPECIAL = {"name", "tags", "source", "consent_text"}
+# `status` is written by export but never read: an import must not re-subscribe anyone.
+SPECIAL = {"name", "tags", "source", "consent_text", "status"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _STOPPED = {SubscriberStatus.UNSUBSCRIBED.value, SubscriberStatus.BOUNCED.value,
             SubscriberStatus.COMPLAINED.value}
@@ -185,7 +186,7 @@ async def import_csv(
     if mailing_list.workspace_id != workspace_id:
         raise ImportFailed("the list belongs to another workspace")
     report = ImportReport()
-    seen: set[str] = set()
+    seen: dict[str, set[tuple[str, str]]] = {}
     counting = _CountingReader(stream)
     for batch in _batches(_parse(counting, default_source=source, report=report), CHUNK_ROWS):
         async with db.session() as session:
@@ -201,7 +202,8 @@ async def import_csv(
 
 async def _import_batch(
     session: AsyncSession, batch: list[_Row], *, workspace_id: int,
-    mailing_list: MailingList, report: ImportReport, seen: set[str], clock: Clock,
+    mailing_list: MailingList, report: ImportReport, seen: dict[str, set[tuple[str, str]]],
+    clock: Clock,
 ) -> None:
     now = clock.now()
     subscribers = Subscribers(session, workspace_id)
@@ -237,13 +239,17 @@ async def _import_batch(
         else:
             merge_into(known, name=row.name, fields=row.fields, tags=row.tags, at=now)
             known.status = SubscriberStatus.SUBSCRIBED.value
-        if address in seen:
+        evidence = (row.source, row.consent_text)
+        if address not in seen:
+            seen[address] = set()
+            if before.get(known.id) != MembershipStatus.SUBSCRIBED.value:
+                report.added_to_list += 1
+            await subscribers.set_membership(known, mailing_list, MembershipStatus.SUBSCRIBED,
+                                             at=now)
+        elif evidence in seen[address]:
             continue
-        seen.add(address)
-        if before.get(known.id) != MembershipStatus.SUBSCRIBED.value:
-            report.added_to_list += 1
-        await subscribers.set_membership(known, mailing_list, MembershipStatus.SUBSCRIBED,
-                                         at=now)
+        # A duplicate row with its own source is more evidence of consent: keep it too.
+        seen[address].add(evidence)
         await subscribers.record_consent(
             known, action=ConsentAction.IMPORT, source=row.source, list_id=mailing_list.id,
             text_shown=row.consent_text, at=now)
@@ -279,7 +285,7 @@ async def export_csv(
         keys: set[str] = set()
         for fields in await session.scalars(select(Subscriber.fields).where(*conditions)):
             keys.update(fields or {})
-        columns = ["email", "name", "status", "tags", *sorted(keys - SPECIAL - {"status"})]
+        columns = ["email", "name", "status", "tags", *sorted(keys - SPECIAL)]
         writer = csv.writer(out)
         writer.writerow(columns)
         count, after = 0, 0
