@@ -16,7 +16,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -132,4 +132,5 @@ def content_hash(*, kind: str, text: str, created_at: datetime, permalink: str |
 
 
 def iso(when: datetime) -> str:
-    return when.isoformat(timespec="microseconds")
+    """UTC, to the microsecond: the same instant always gives the same text."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")

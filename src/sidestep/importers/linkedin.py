@@ -10,6 +10,7 @@ commentary and no media are reshares of someone else's post and are skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -41,28 +42,47 @@ def read(source: ExportSource) -> Iterator[Item]:
     if not files:
         raise ExportRejected(f"{source.label} has no Shares.csv: is it a LinkedIn export?")
     for name in files:
-        for position, row in enumerate(csv_rows(source, name), start=2):
-            row = {key.lower(): value for key, value in row.items()}
-            try:
-                created = datetime.strptime(row["date"].strip(), "%Y-%m-%d %H:%M:%S")
-            except (KeyError, ValueError) as exc:
-                yield RecordProblem(f"{name} line {position}", f"no readable Date: {exc}")
+        # A share with several media is several rows in a row, one MediaUrl each.
+        pending: ImportedPost | None = None
+        for item in _rows(source, name):
+            if (isinstance(item, ImportedPost) and pending is not None
+                    and item.sources[0].source_id == pending.sources[0].source_id):
+                pending = dataclasses.replace(pending, media=pending.media + item.media)
                 continue
-            text = unwrap_lines(row.get("sharecommentary", "")).strip()
-            media_url = row.get("mediaurl", "").strip()
-            shared = row.get("sharedurl", "").strip() or None
-            if not text and not media_url:
-                yield Skipped("repost")
-                continue
-            link = row.get("sharelink", "").strip()
-            media = (MediaRef(kind="image", mime_type="image/jpeg", source_uri=media_url),
-                     ) if media_url else ()
-            yield ImportedPost(
-                sources=(SourceRef("linkedin", _share_id(link) or f"{created:%Y%m%d%H%M%S}",
-                                   link or None),),
-                text=text, created_at=created.replace(tzinfo=UTC), link=shared, media=media,
-                visibility=_VISIBILITY.get(row.get("visibility", "").strip(), Visibility.PUBLIC),
-            )
+            if pending is not None:
+                yield pending
+                pending = None
+            if isinstance(item, ImportedPost):
+                pending = item
+            else:
+                yield item
+        if pending is not None:
+            yield pending
+
+
+def _rows(source: ExportSource, name: str) -> Iterator[Item]:
+    for position, row in enumerate(csv_rows(source, name), start=2):
+        row = {key.lower(): value for key, value in row.items()}
+        try:
+            created = datetime.strptime(row["date"].strip(), "%Y-%m-%d %H:%M:%S")
+        except (KeyError, ValueError) as exc:
+            yield RecordProblem(f"{name} line {position}", f"no readable Date: {exc}")
+            continue
+        text = unwrap_lines(row.get("sharecommentary", "")).strip()
+        media_url = row.get("mediaurl", "").strip()
+        shared = row.get("sharedurl", "").strip() or None
+        if not text and not media_url:
+            yield Skipped("repost")
+            continue
+        link = row.get("sharelink", "").strip()
+        media = (MediaRef(kind="image", mime_type="image/jpeg", source_uri=media_url),
+                 ) if media_url else ()
+        yield ImportedPost(
+            sources=(SourceRef("linkedin", _share_id(link) or f"{created:%Y%m%d%H%M%S}",
+                               link or None),),
+            text=text, created_at=created.replace(tzinfo=UTC), link=shared, media=media,
+            visibility=_VISIBILITY.get(row.get("visibility", "").strip(), Visibility.PUBLIC),
+        )
 
 
 def _share_id(link: str) -> str | None:

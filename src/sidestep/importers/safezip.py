@@ -19,6 +19,7 @@ import io
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -67,7 +68,10 @@ class CappedReader(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         want = min(len(buffer), self._left + 1)
-        data = self._raw.read(want)
+        try:
+            data = self._raw.read(want)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ExportRejected(f"{self._name} is damaged: {exc}") from exc
         if len(data) > self._left:
             raise ExportRejected(f"{self._name} is larger than {self._max:,} bytes")
         self._left -= len(data)
