@@ -35,6 +35,7 @@ async def timeline_page(request: Request, access: AsViewer, post_id: int,
     return render(request, "timeline.html", {
         **await chrome(access, "posts"),
         "history": history, "post": post, "zone": zone, "images": images,
+        "local": lambda moment: moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z"),
         "local_due": post.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         "fallbacks": [c.name for c in fallbacks
                       if c is not None and c.workspace_id == access.workspace.id],
