@@ -28,11 +28,12 @@ from sidestep.store.health import Health
 from sidestep.store.posts import NewPost, Posts
 from sidestep.store.tables import Delivery, Event, Workspace
 from sidestep.vault import Credentials, Vault
-from tests.channels import test_bluesky, test_mastodon, test_telegram
+from tests.channels import test_bluesky, test_discord, test_mastodon, test_telegram, test_x
 
 VAULT = Vault(b"0" * 43 + b"=")
 PREPARE = {"telegram": test_telegram.prepare, "mastodon": test_mastodon.prepare,
-           "bluesky": test_bluesky.prepare}
+           "bluesky": test_bluesky.prepare, "x": test_x.prepare,
+           "discord": test_discord.prepare}
 HOSTS = {"telegram": "api.telegram.org", "mastodon": "mastodon.social", "bluesky": "bsky.social"}
 
 
