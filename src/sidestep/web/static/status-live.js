@@ -78,6 +78,19 @@
     }
   }
 
+  // Worst first, as the server orders them: a platform that just went down moves up.
+  function reorder() {
+    var body = board.querySelector("tbody");
+    var rows = Array.prototype.slice.call(body.querySelectorAll("tr[data-platform]"));
+    rows.sort(function (a, b) {
+      var rank = ORDER.indexOf(statusOf(a)) - ORDER.indexOf(statusOf(b));
+      if (rank !== 0) { return rank; }
+      return a.querySelector("th").textContent.toLowerCase()
+        .localeCompare(b.querySelector("th").textContent.toLowerCase());
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  }
+
   function recount() {
     var counts = {};
     var rows = board.querySelectorAll("tbody tr[data-platform]");
@@ -109,6 +122,7 @@
   source.addEventListener("state", function (event) {
     var change = JSON.parse(event.data);
     apply(change, true);
+    reorder();
     recount();
     asOf(change.as_of);
   });
