@@ -258,15 +258,49 @@ class CampaignSender:
         if self.signer is not None and messages:
             messages = await self.signer(messages)
         sender = self.settings.bounce_address or campaign.from_email
-        sends = await asyncio.gather(*(
-            self.mailer.send(sender=sender, recipient=p.row.email, message=m)
-            for p, m in zip(prepared, messages, strict=True)))
-        hard: list[tuple[str, str]] = []
-        for item, sent in zip(prepared, sends, strict=True):
-            results.append(self._settle(item, sent))
-            if sent.hard_bounce:
-                hard.append((item.row.email, sent.reply))
-        await self._record(campaign, results, hard)
+        await self._send_and_record(campaign, sender, prepared, messages, results)
+
+    async def _send_and_record(self, campaign: Campaign, sender: str,
+                               prepared: list[_Prepared], messages: list[bytes],
+                               settled: list[dict[str, Any]]) -> None:
+        """Send concurrently; a writer records results as they arrive (group commit).
+
+        Why not once per batch: a result written only when the whole batch is done would
+        leave messages the server already accepted in `sending` if the process died
+        meanwhile, and they would come back `unknown`. Written as they arrive, only the
+        messages truly in flight at a crash are left uncertain.
+        """
+        buffer: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
+            (r, None) for r in settled]
+        wake = asyncio.Event()
+        wake.set()
+        remaining = len(prepared)
+
+        async def one(item: _Prepared, message: bytes) -> None:
+            nonlocal remaining
+            try:
+                sent = await self.mailer.send(sender=sender, recipient=item.row.email,
+                                              message=message)
+                bounce = (item.row.email, sent.reply) if sent.hard_bounce else None
+                buffer.append((self._settle(item, sent), bounce))
+            finally:
+                remaining -= 1
+                wake.set()
+
+        async def writer() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                taken = buffer[:]
+                del buffer[:]
+                if taken:
+                    await self._record(campaign, [r for r, _ in taken],
+                                       [b for _, b in taken if b is not None])
+                if remaining == 0 and not buffer:
+                    return
+
+        await asyncio.gather(writer(), *(one(p, m) for p, m in
+                                         zip(prepared, messages, strict=True)))
 
     async def _still_allowed(self, campaign: Campaign,
                              rows: Sequence[CampaignRecipient]) -> dict[int, Subscriber]:
