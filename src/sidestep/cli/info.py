@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from sidestep import __version__
 from sidestep.cli.common import WorkspaceOption, console, opened_runtime, pick_workspace, run
+from sidestep.runtime import Runtime
 from sidestep.store.accounts import Accounts
 from sidestep.store.health import Health
 from sidestep.store.posts import Posts
@@ -33,26 +39,58 @@ def platforms(
     console.print(table if shown else f"No platform has the owner {owner!r}.")
 
 
-def status(workspace: str | None = WorkspaceOption) -> None:
+def status(
+    workspace: str | None = WorkspaceOption,
+    watch: bool = typer.Option(False, "--watch", help="Keep the table live until Ctrl-C."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between reads."),
+) -> None:
     """Platform states as the monitor sees them, and this workspace's deliveries."""
 
     async def main() -> None:
-        async with opened_runtime() as rt, rt.db.session() as session:
-            ws = await pick_workspace(Accounts(session), workspace)
-            states = await Health(session).states()
-            counts = await Posts(session, workspace_id=ws.id).delivery_counts()
-        if states:
-            table = Table("platform", "state", "features", "since (UTC)", "reason")
-            for key, st in sorted(states.items()):
-                table.add_row(key, st.status, ", ".join(st.features) or "—",
-                              f"{st.since:%Y-%m-%d %H:%M}", st.reason)
-            console.print(table)
-        else:
-            console.print("No platform states yet: the monitor has not reported.")
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
-        console.print(f"Workspace [bold]{ws.slug}[/bold] deliveries: {summary}")
+        async with opened_runtime() as rt:
+            if watch:
+                await watch_status(rt, workspace, interval_s=interval)
+                return
+            console.print(await status_view(rt, workspace))
 
     run(main)
+
+
+_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red", "local_outage": "bold red"}
+
+
+async def status_view(rt: Runtime, workspace: str | None) -> Group:
+    """The states table and the workspace's delivery summary, as one renderable."""
+    async with rt.db.session() as session:
+        ws = await pick_workspace(Accounts(session), workspace)
+        states = await Health(session).states()
+        counts = await Posts(session, workspace_id=ws.id).delivery_counts()
+    parts: list[RenderableType] = []
+    if states:
+        table = Table("platform", "state", "features", "since (UTC)", "reason",
+                      caption=f"as of {rt.clock.now():%Y-%m-%d %H:%M:%S} UTC")
+        for key, st in sorted(states.items()):
+            table.add_row(key, Text(st.status, style=_STYLE.get(st.status, "dim")),
+                          ", ".join(st.features) or "—", f"{st.since:%Y-%m-%d %H:%M}",
+                          st.reason)
+        parts.append(table)
+    else:
+        parts.append(Text("No platform states yet: the monitor has not reported."))
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
+    parts.append(Text.from_markup(f"Workspace [bold]{ws.slug}[/bold] deliveries: {summary}"))
+    return Group(*parts)
+
+
+async def watch_status(
+    rt: Runtime, workspace: str | None, *, interval_s: float, rounds: int | None = None,
+) -> None:
+    """Redraw `status_view` in place every `interval_s` (for `rounds` reads, or until ^C)."""
+    with Live(await status_view(rt, workspace), console=console, auto_refresh=False) as live:
+        done = 1
+        while rounds is None or done < rounds:
+            await asyncio.sleep(interval_s)
+            live.update(await status_view(rt, workspace), refresh=True)
+            done += 1
 
 
 def version() -> None:
