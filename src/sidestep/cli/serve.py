@@ -1,14 +1,30 @@
-"""`sidestep serve`: the web app (and, as they land, the monitor and the workers)."""
+"""`sidestep serve` and `sidestep worker`: the web app, the dispatch workers, or both.
+
+`--role web` serves the dashboard and API; `--role worker` runs a dispatch worker
+(`sidestep.dispatch.process`); `--role all` (the default, the embedded setup) runs both in
+one process, where a post saved by the web app wakes the worker at once. Any number of
+worker processes can share one PostgreSQL database; on SQLite, run one.
+
+`--simulator URL` sends every platform call to the built-in simulator whose control API is at
+URL (`sidestep sim serve`, `sidestep demo`), for demos and tests; nothing leaves the machine.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from enum import StrEnum
 
+import httpx
 import typer
 import uvicorn
 
-from sidestep.cli.common import console, run
+from sidestep.channels.http import make_client
+from sidestep.cli.common import UsageError, console, run
 from sidestep.config import Settings
+from sidestep.dispatch.process import WorkerOptions, WorkerProcess, build_adapters
 from sidestep.logs import configure_logging
 from sidestep.runtime import Runtime
 
@@ -16,38 +32,137 @@ from sidestep.runtime import Runtime
 class ServeRole(StrEnum):
     ALL = "all"
     WEB = "web"
+    WORKER = "worker"
+
+
+SimulatorOption = typer.Option(
+    None, "--simulator", envvar="SIDESTEP_SIMULATOR",
+    help="Send platform calls to the simulator whose control API is at this URL.")
+BatchOption = typer.Option(20, min=1, max=500, help="Deliveries claimed per pass.")
 
 
 def serve(
     host: str | None = typer.Option(None, help="Address to listen on (default from settings)."),
     port: int | None = typer.Option(None, help="Port (default from settings)."),
     role: ServeRole = typer.Option(ServeRole.ALL, help="Which parts this process runs."),
+    simulator: str | None = SimulatorOption,
+    batch: int = BatchOption,
 ) -> None:
-    """Serve the dashboard and API on SQLite or PostgreSQL, applying migrations first."""
+    """Serve the dashboard and API and/or run a dispatch worker, applying migrations first."""
     settings = Settings()
     configure_logging(settings.log_level)
+    options = WorkerOptions(batch=batch)
 
     async def main() -> None:
         runtime = Runtime.from_settings(settings)
         await runtime.start()
         try:
-            await serve_runtime(runtime, host=host or settings.host, port=port or settings.port)
+            if role is ServeRole.WEB:
+                await serve_runtime(runtime, host=host or settings.host,
+                                    port=port or settings.port)
+            elif role is ServeRole.WORKER:
+                await run_worker(runtime, simulator=simulator, options=options)
+            else:
+                await serve_all(runtime, host=host or settings.host, port=port or settings.port,
+                                simulator=simulator, options=options)
         finally:
             await runtime.close()
 
     run(main)
 
 
+def worker(simulator: str | None = SimulatorOption, batch: int = BatchOption) -> None:
+    """Run one dispatch worker until SIGTERM or Ctrl-C (as `serve --role worker`)."""
+    serve(host=None, port=None, role=ServeRole.WORKER, simulator=simulator, batch=batch)
+
+
 async def serve_runtime(runtime: Runtime, *, host: str, port: int) -> None:
     """Run the web app for `runtime` until the process is told to stop."""
-    from sidestep.web.app import create_app
-
-    config = uvicorn.Config(
-        create_app(runtime), host=host, port=port, log_level=runtime.settings.log_level,
-        proxy_headers=False, server_header=False,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(_web_config(runtime, host=host, port=port))
     console.print(f"Sidestep is serving on [bold]http://{host}:{port}[/bold] (Ctrl-C stops it).")
     await server.serve()
 
 
+async def run_worker(runtime: Runtime, *, simulator: str | None = None,
+                     options: WorkerOptions | None = None) -> None:
+    """Run one dispatch worker for `runtime` until SIGTERM or Ctrl-C (a second one: at once)."""
+    async with platform_client(simulator) as http:
+        process = WorkerProcess(runtime.db, vault=runtime.vault, http=http, clock=runtime.clock,
+                                adapters=build_adapters(http, clock=runtime.clock),
+                                options=options)
+        process.install_signal_handlers()
+        console.print(f"Worker {process.name} is running (Ctrl-C stops it after the sends "
+                      "under way).")
+        await process.run()
+
+
+async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | None = None,
+                    options: WorkerOptions | None = None) -> None:
+    """The web app and a worker in one process; one signal stops both, the worker after
+    the sends under way."""
+    async with platform_client(simulator) as http:
+        process = WorkerProcess(runtime.db, vault=runtime.vault, http=http, clock=runtime.clock,
+                                adapters=build_adapters(http, clock=runtime.clock),
+                                options=options)
+        server = _SignalsLeftToCaller(_web_config(runtime, host=host, port=port))
+
+        def on_signal() -> None:
+            server.force_exit = server.should_exit  # a second signal: stop at once
+            server.should_exit = True
+            process.request_stop()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        working = asyncio.create_task(process.run(), name="sidestep-worker")
+        console.print(f"Sidestep is serving on [bold]http://{host}:{port}[/bold] with worker "
+                      f"{process.name} (Ctrl-C stops both).")
+        try:
+            await server.serve()
+        finally:
+            if not process.stopping:
+                process.request_stop()
+            await working
+
+
+@asynccontextmanager
+async def platform_client(simulator: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP client adapters publish through: the internet, or the simulator at
+    `simulator` (its control API URL). Raises UsageError when that simulator does not answer."""
+    if simulator is None:
+        async with make_client() as client:
+            yield client
+        return
+    from sidestep.sim.transport import DnsResolver, SimTransport
+
+    base = simulator.rstrip("/")
+    try:
+        async with httpx.AsyncClient(timeout=5) as control:
+            answer = (await control.get(f"{base}/hosts")).raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise UsageError(f"the simulator at {base} does not answer ({exc}); start it with "
+                         "`sidestep sim serve`") from None
+    if not answer.get("dns"):
+        raise UsageError(f"the simulator at {base} runs without its DNS server")
+    dns_ip, dns_port = answer["dns"]
+    transport = SimTransport(resolver=DnsResolver(dns_ip, int(dns_port)),
+                             http_port=int(answer["http_port"]))
+    async with make_client(transport) as client:
+        yield client
+
+
+class _SignalsLeftToCaller(uvicorn.Server):
+    """uvicorn, minus its own signal handling: `serve_all` stops web and worker together."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _web_config(runtime: Runtime, *, host: str, port: int) -> uvicorn.Config:
+    from sidestep.web.app import create_app
+
+    return uvicorn.Config(
+        create_app(runtime), host=host, port=port, log_level=runtime.settings.log_level,
+        proxy_headers=False, server_header=False,
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks: each `bench/<name>/` runs with `python -m bench.<name>` and writes RESULTS.md."""
