@@ -11,7 +11,7 @@ from sidestep.cli.connect import channel_connect
 from sidestep.cli.content import channel_app, post_app
 from sidestep.cli.demo import demo
 from sidestep.cli.info import platforms, status, version
-from sidestep.cli.serve import serve
+from sidestep.cli.serve import serve, worker
 
 app = typer.Typer(
     name="sidestep",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.command()(init)
 app.command()(serve)
+app.command()(worker)
 app.command()(demo)
 app.command()(platforms)
 app.command()(status)
