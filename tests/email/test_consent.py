@@ -16,7 +16,13 @@ from sidestep.runtime import Runtime
 from sidestep.store.subscribers import Subscribers, SuppressionReason, Suppressions
 from sidestep.store.tables_email import ConsentRecord
 
-from .audience_fixtures import Audience, audience, client, secret_of, settings  # noqa: F401
+from . import audience_fixtures
+from .audience_fixtures import Audience
+
+# The audience fixtures, used by name in the tests below.
+audience = audience_fixtures.audience
+client = audience_fixtures.client
+settings = audience_fixtures.settings
 
 FORM_HEADERS = {"User-Agent": "TestBrowser/1.0"}
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import string
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from typer.testing import CliRunner
 
 from sidestep.clock import FrozenClock
 from sidestep.email.csv_io import ImportFailed, ImportReport, export_csv, import_csv
+from sidestep.store.accounts import Accounts
 from sidestep.store.db import Database
 from sidestep.store.subscribers import MailingLists, Subscribers, Suppressions
 from sidestep.store.tables_email import ConsentRecord, MailingList
@@ -165,36 +169,41 @@ local = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=10)
 
 @given(rows=st.lists(st.tuples(st.one_of(local.map(lambda x: f"{x}@example.com"), cell),
                                cell, cell), max_size=25))
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 async def test_every_row_is_imported_or_reported(
-    tmp_path: Path, rows: list[tuple[str, str, str]]
+    shared_db: Database, rows: list[tuple[str, str, str]]
 ) -> None:
-    from sidestep.store.accounts import Accounts
+    clock = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with shared_db.session() as s:
+        ws = await Accounts(s).create_workspace(slug=f"h{next(_slugs)}", name="H", at=clock.now())
+        lst = await MailingLists(s, ws.id).add("L", at=clock.now())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["email", "name", "note"])
+    writer.writerows(rows)
+    report = await _import(shared_db, ws.id, lst, clock, buffer.getvalue().encode())
+    non_blank = [r for r in rows if any(c.strip() for c in r)]
+    # Each non-blank row is counted once, and is imported, merged or reported.
+    assert report.rows == len(non_blank)
+    assert report.created + report.updated + report.duplicates_merged + len(
+        report.problems) == report.rows
+    async with shared_db.session() as s:
+        stored = [r.email async for r in Subscribers(s, ws.id).segment(lst.id)]
+    assert len(stored) == report.created
+    assert all("\n" not in e and "\r" not in e for e in stored)
 
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / f'h{abs(hash(str(rows)))}.db'}")
-    await db.migrate()
-    clock = FrozenClock(__import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC))
-    try:
-        async with db.session() as s:
-            ws = await Accounts(s).create_workspace(slug="h", name="H", at=clock.now())
-            lst = await MailingLists(s, ws.id).add("L", at=clock.now())
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["email", "name", "note"])
-        writer.writerows(rows)
-        report = await _import(db, ws.id, lst, clock, buffer.getvalue().encode())
-        non_blank = [r for r in rows if any(c.strip() for c in r)]
-        # Each non-blank row is counted once, and is imported, merged or reported.
-        assert report.rows == len(non_blank)
-        assert report.created + report.updated + report.duplicates_merged + len(
-            report.problems) == report.rows
-        async with db.session() as s:
-            stored = [r.email async for r in Subscribers(s, ws.id).segment(lst.id)]
-        assert len(stored) == report.created
-        assert all("\n" not in e and "\r" not in e for e in stored)
-    finally:
-        await db.close()
+
+_slugs = itertools.count()
+
+
+@pytest.fixture
+async def shared_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """One SQLite database for all of a hypothesis test's examples (a workspace each)."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}")
+    await database.migrate()
+    yield database
+    await database.close()
 
 
 def test_cli_imports_with_a_report_and_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

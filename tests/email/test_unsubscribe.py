@@ -18,7 +18,13 @@ from sidestep.store.subscribers import (
 )
 from sidestep.store.tables_email import ConsentRecord
 
-from .audience_fixtures import Audience, audience, client, secret_of, settings  # noqa: F401
+from . import audience_fixtures
+from .audience_fixtures import Audience, secret_of
+
+# The audience fixtures, used by name in the tests below.
+audience = audience_fixtures.audience
+client = audience_fixtures.client
+settings = audience_fixtures.settings
 
 
 async def _subscribed(runtime: Runtime, clock: FrozenClock, workspace_id: int, list_id: int,
