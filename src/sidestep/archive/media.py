@@ -1,6 +1,7 @@
 """The content-addressed media store: each file once, named by its sha256, under the data dir.
 
-Names are the hex digest only (`archive/media/ab/cd/abcd…`), so nothing an export says can choose a path.
+Names are the hex digest only (`archive/media/ab/cd/abcd…`), so nothing an export says
+can choose a path.
 A file is written to a temporary name in the store, hashed as it streams, then renamed into
 place, so a crash leaves no half file under a valid name.
 """

@@ -20,7 +20,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import regex
+
 MERGE_WINDOW = timedelta(minutes=15)
+# Punctuation, spacing and control characters; letters, digits and symbols (emoji) remain.
+_SEPARATORS = regex.compile(r"[\p{P}\p{Z}\p{C}]+")
 _URL = re.compile(r"https?://\S+|\bwww\.\S+", re.IGNORECASE)
 
 
@@ -106,10 +110,7 @@ def media_kind(mime_type: str) -> str:
 def text_key(text: str) -> str | None:
     """The hash of `text` normalised for merging, or None when nothing is left to compare."""
     folded = unicodedata.normalize("NFKC", _URL.sub(" ", text)).casefold()
-    kept = "".join(
-        ch if not unicodedata.category(ch).startswith(("P", "Z", "C")) else " " for ch in folded
-    )
-    words = kept.split()
+    words = _SEPARATORS.sub(" ", folded).split()
     if not words:
         return None
     return hashlib.sha256(" ".join(words).encode()).hexdigest()

@@ -10,6 +10,7 @@ id, so the source id is the timestamp and a hash of the text: stable across re-e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import re
@@ -41,7 +42,7 @@ def read(source: ExportSource) -> Iterator[Item]:
         prefix = name.rsplit("posts/", 1)[0]
         for position, raw in enumerate(json_items(source, name)):
             try:
-                yield _post(fix_all(raw), lambda uri, p=prefix: member_for(names, uri, p))
+                yield _post(fix_all(raw), functools.partial(_locate, names, prefix))
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 yield RecordProblem(f"{name} #{position}", f"unreadable post: {exc!r}")
 
@@ -76,6 +77,10 @@ def _post(post: dict[str, Any], locate: Callable[[str], str | None]) -> Imported
         sources=(SourceRef("facebook", f"{post['timestamp']}-{digest}", None, extra),),
         text=text, created_at=created, link=link, media=tuple(media),
     )
+
+
+def _locate(names: frozenset[str], prefix: str, uri: str) -> str | None:
+    return member_for(names, uri, prefix)
 
 
 def _media(item: dict[str, Any], locate: Callable[[str], str | None]) -> MediaRef:

@@ -74,7 +74,8 @@ def _post(entry: dict[str, Any], what: str, names: frozenset[str], root: str) ->
         mime = mimetypes.guess_type(uri)[0] or _sniff(item)
         media.append(MediaRef(kind=media_kind(mime), mime_type=mime, source_uri=uri,
                               member=member_for(names, uri, root)))
-    source_id = str(first.get("uri") or "").rsplit("/", 1)[-1] or f"{what}-{int(created.timestamp())}"
+    source_id = (str(first.get("uri") or "").rsplit("/", 1)[-1]
+                 or f"{what}-{int(created.timestamp())}")
     extra: dict[str, Any] = {"type": what}
     if app := (first.get("cross_post_source") or {}).get("source_app"):
         extra["cross_posted_from"] = app

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol, cast
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -57,7 +57,7 @@ class ExportSource(Protocol):
 class CappedReader(io.RawIOBase):
     """A stream that raises ExportRejected once more than `max_bytes` came out of it."""
 
-    def __init__(self, raw: BinaryIO, *, name: str, max_bytes: int) -> None:
+    def __init__(self, raw: IO[bytes], *, name: str, max_bytes: int) -> None:
         self._raw = raw
         self._name = name
         self._left = max_bytes
@@ -153,7 +153,7 @@ class SafeZip:
         if info.file_size > max_bytes:
             raise ExportRejected(f"{name} is {info.file_size:,} bytes; at most {max_bytes:,}")
         raw = self._zip.open(info)
-        return io.BufferedReader(CappedReader(raw, name=name, max_bytes=max_bytes))  # type: ignore[return-value]
+        return cast(BinaryIO, io.BufferedReader(CappedReader(raw, name=name, max_bytes=max_bytes)))
 
     def close(self) -> None:
         self._zip.close()
@@ -180,8 +180,8 @@ class SingleFile:
             raise KeyError(name)
         if self.size(name) > max_bytes:
             raise ExportRejected(f"{name} is {self.size(name):,} bytes; at most {max_bytes:,}")
-        return io.BufferedReader(  # type: ignore[return-value]
-            CappedReader(self._path.open("rb"), name=name, max_bytes=max_bytes))
+        return cast(BinaryIO, io.BufferedReader(
+            CappedReader(self._path.open("rb"), name=name, max_bytes=max_bytes)))
 
     def close(self) -> None:
         pass

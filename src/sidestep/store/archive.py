@@ -56,6 +56,9 @@ class Archive:
         self.session = session
         self.workspace_id = workspace_id
 
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
     # -- writing -------------------------------------------------------------------------
 
     async def add_many(
@@ -137,12 +140,22 @@ class Archive:
         }
 
     async def _insert_posts(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert in one statement and return the new ids in the order of `rows`."""
         if not rows:
             return []
-        result = await self.session.execute(
-            insert(ArchivePost).returning(ArchivePost.id, sort_by_parameter_order=True), rows
-        )
-        return list(result.scalars().all())
+        if self._dialect() != "sqlite":
+            result = await self.session.execute(
+                insert(ArchivePost).returning(ArchivePost.id, sort_by_parameter_order=True),
+                rows)
+            return list(result.scalars().all())
+        # SQLite cannot promise RETURNING order for many rows, so SQLAlchemy would insert
+        # them one by one. But its rowids are handed out in insertion order, and after the
+        # first write this transaction holds the database's only write lock: the newest
+        # len(rows) ids are ours, in order.
+        await self.session.execute(insert(ArchivePost), rows)
+        newest = await self.session.scalars(
+            select(ArchivePost.id).order_by(ArchivePost.id.desc()).limit(len(rows)))
+        return sorted(newest.all())
 
     async def _add_media(self, media: Sequence[MediaRow], *, at: datetime) -> None:
         rows = {m.sha256: {"workspace_id": self.workspace_id, "sha256": m.sha256,
@@ -150,7 +163,7 @@ class Archive:
                            "added_at": at} for m in media}
         if not rows:
             return
-        dialect = sqlite if self.session.bind.dialect.name == "sqlite" else postgresql
+        dialect = sqlite if self._dialect() == "sqlite" else postgresql
         statement = dialect.insert(ArchiveMedia).on_conflict_do_nothing(
             index_elements=["workspace_id", "sha256"]
         )
@@ -211,14 +224,14 @@ class Archive:
             for post_id, key, created_at in rows:
                 candidate = _Candidate(post_id, None, created_at, set())
                 by_id[post_id] = candidate
-                found.setdefault(key, []).append(candidate)
+                found.setdefault(key or "", []).append(candidate)
         post_ids = sorted(by_id)
         for start in range(0, len(post_ids), IN_CHUNK):
-            rows = await self.session.execute(
+            pairs = await self.session.execute(
                 select(ArchiveSource.post_id, ArchiveSource.platform)
                 .where(ArchiveSource.post_id.in_(post_ids[start:start + IN_CHUNK]))
             )
-            for post_id, platform in rows:
+            for post_id, platform in pairs:
                 by_id[post_id].platforms.add(platform)
         return found
 
@@ -291,7 +304,7 @@ class Archive:
         if not words:
             return []
         base = select(ArchivePost).where(ArchivePost.workspace_id == self.workspace_id)
-        if self.session.bind.dialect.name == "sqlite":
+        if self._dialect() == "sqlite":
             # Each word quoted, so the user's text is never read as FTS5 query syntax.
             match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
             base = base.where(ArchivePost.id.in_(

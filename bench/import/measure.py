@@ -1,0 +1,67 @@
+"""One measurement in its own process, so peak RSS is this run's alone.
+
+    measure.py import ARCHIVE.zip WORKDIR   Sidestep's X importer into a fresh SQLite archive
+    measure.py baseline ARCHIVE.zip         zipfile + json.loads of tweets.js, nothing else
+
+Prints one JSON line: seconds, posts, peak RSS in MiB (ru_maxrss) and RSS before the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def baseline(archive: Path) -> dict[str, float]:
+    before = rss_mib()
+    started = time.perf_counter()
+    with zipfile.ZipFile(archive) as zf:
+        text = zf.read("data/tweets.js").decode()
+    tweets = json.loads(text[text.index("=") + 1:])
+    return {"seconds": time.perf_counter() - started, "posts": len(tweets),
+            "rss_before_mib": before, "peak_rss_mib": rss_mib()}
+
+
+async def run_import(archive: Path, workdir: Path) -> dict[str, float]:
+    from sidestep.archive.importing import run_import as run
+    from sidestep.archive.media import MediaStore
+    from sidestep.clock import SystemClock
+    from sidestep.importers import importer
+    from sidestep.importers.safezip import open_export
+    from sidestep.store.accounts import Accounts
+    from sidestep.store.db import Database
+
+    db = Database(f"sqlite:///{workdir / 'bench.db'}")
+    await db.migrate()
+    clock = SystemClock()
+    async with db.session() as session:
+        ws = await Accounts(session).create_workspace(slug="bench", name="bench", at=clock.now())
+    before = rss_mib()
+    source = open_export(archive)
+    started = time.perf_counter()
+    report = await run(db, workspace_id=ws.id, importer=importer("x"), source=source,
+                       media=MediaStore.under(workdir), clock=clock)
+    seconds = time.perf_counter() - started
+    source.close()
+    await db.close()
+    assert report.error_count == 0, report.errors[:3]
+    return {"seconds": seconds, "posts": report.imported, "rss_before_mib": before,
+            "peak_rss_mib": rss_mib()}
+
+
+if __name__ == "__main__":
+    mode, archive = sys.argv[1], Path(sys.argv[2])
+    if mode == "baseline":
+        result = baseline(archive)
+    else:
+        result = asyncio.run(run_import(archive, Path(sys.argv[3])))
+    print(json.dumps(result))
