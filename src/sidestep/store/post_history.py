@@ -47,6 +47,7 @@ class DeliveryHistory:
     channel_name: str
     platform: str
     entries: list[Entry] = field(default_factory=list)
+    stands_in_for: str = ""  # for a fallback delivery: the channel it was rerouted from
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +99,20 @@ async def timeline(session: AsyncSession, post: Post, *, workspace_id: int) -> P
         (target if target is not None else post_entries).append(_event_entry(row))
     for delivery_id, rows in attempts.items():
         by_delivery[delivery_id].extend(_attempt_entry(n, a) for n, a in enumerate(rows, 1))
+    def name(channel_id: int) -> str:
+        channel = channels.get(channel_id)
+        return channel.name if channel else f"channel {channel_id}"
+
+    by_id = {d.id: d for d in deliveries}
     histories = []
     for d in deliveries:
         channel = channels.get(d.channel_id)
-        entries = sorted(by_delivery[d.id], key=_order)
+        origin = by_id.get(d.origin_delivery_id) if d.origin_delivery_id else None
         histories.append(DeliveryHistory(
-            delivery=d, channel_name=channel.name if channel else f"channel {d.channel_id}",
-            platform=channel.platform if channel else "", entries=entries))
+            delivery=d, channel_name=name(d.channel_id),
+            platform=channel.platform if channel else "",
+            entries=sorted(by_delivery[d.id], key=_order),
+            stands_in_for=name(origin.channel_id) if origin else ""))
     return PostHistory(post=post, deliveries=histories, post_entries=post_entries)
 
 
@@ -167,6 +175,8 @@ def _event_entry(row: Event) -> Entry:
 
 def _state_label(state: str, payload: dict[str, Any]) -> str:
     old = payload.get("old")
+    if state == "due" and payload.get("origin_delivery_id"):
+        return "fallback started"
     if state == "due":
         return {"held": "released", "retry_wait": "due again", "unknown": "due again (checked)",
                 }.get(str(old), "due")

@@ -2,8 +2,10 @@
 
 The repository (`Posts.create`) guards what must always hold (text, known channels, no
 duplicates) and raises `PostError`; here we add what a person typing into the composer or a
-client of the API should be told at once: the due time must be given in UTC and not lie in
-the past. Both the form and the API use these, so they accept the same posts.
+client of the API should be told at once: the due time must carry its zone and not lie in
+the past, a link must be a web address. Both the forms and the API use these, so they accept
+the same posts. The composer reads times as the wall clock of a time zone (the workspace's
+`settings["timezone"]`, UTC without one; see `workspace_zone`) and stores them in UTC.
 """
 
 from __future__ import annotations
