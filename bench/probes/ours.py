@@ -1,0 +1,49 @@
+"""Sidestep's probes at full speed: `python ours.py http|dns URL_OR_PORT SECONDS CONCURRENCY`.
+
+Prints one JSON line: probes completed, seconds, probes/s and the outcomes seen. Each worker
+calls the probe module's public entry (`HttpProbe.check`, `DnsProbe.query`) in a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import sys
+import time
+
+import httpx
+
+from sidestep.catalogue.loader import Probe
+from sidestep.clock import SystemClock
+from sidestep.monitor.probes.dns import DnsProbe, NamedResolver
+from sidestep.monitor.probes.http import HttpProbe
+
+
+async def main(kind: str, target: str, seconds: float, concurrency: int) -> None:
+    outcomes: collections.Counter[str] = collections.Counter()
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as client:
+        http = HttpProbe(client=client, clock=SystemClock(), concurrency=concurrency)
+        dns = DnsProbe(clock=SystemClock(), concurrency=concurrency)
+        probe = Probe(name="web", url=target, feature="web") if kind == "http" else None
+        server = NamedResolver("bench", "127.0.0.1", int(target)) if kind == "dns" else None
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                if probe is not None:
+                    outcomes[(await http.check("bench", probe)).outcome] += 1
+                else:
+                    assert server is not None
+                    outcomes[(await dns.query("facebook.com", server)).outcome.value] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    total = sum(outcomes.values())
+    print(json.dumps({"probes": total, "seconds": round(elapsed, 2),
+                      "per_s": round(total / elapsed, 1), "outcomes": dict(outcomes)}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
