@@ -9,6 +9,7 @@ same invocation, one after the other; the machine's load average is recorded bes
 figures, because other work on the machine skews all of them. Writes RESULTS.md.
 """
 
+# ruff: noqa: S603, S607, S310 -- a bench runs fixed local tools against its own loopback ports
 from __future__ import annotations
 
 import argparse
