@@ -311,3 +311,17 @@ async def test_the_live_preview_answers_the_preview_alone(
     assert response.status_code == 200
     assert "<html" not in response.text
     assert set(previews(response.text)) == {"Acme on X", "Instagram main"}
+
+
+async def test_the_posts_pages_quick_form_opens_its_draft_in_the_composer(
+    client: httpx.AsyncClient, world: World, runtime: Runtime
+) -> None:
+    csrf = await sign_in(client, runtime, world.editor)
+    page = (await client.get("/w/acme/posts")).text
+    assert 'formaction="/w/acme/posts/new" name="action" value="preview"' in page
+    response = await client.post("/w/acme/posts/new", data={
+        "csrf_token": csrf, "body": "Quick one", "due_at": "2026-11-23T15:00", "tz": "UTC",
+        "channel_ids": [str(world.newsletter_id)], "action": "preview"})
+    assert response.status_code == 200
+    assert 'name="due_at" value="2026-11-23T15:00"' in response.text
+    assert set(previews(response.text)) == {"Newsletter"}
