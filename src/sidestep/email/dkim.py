@@ -213,12 +213,18 @@ class SigningPool:
 
     def __init__(self, keys: Sequence[DkimKey], *, processes: int) -> None:
         DkimSigner(keys)  # refuse bad keys here, not in a worker
+        self._processes = processes
         self._executor = ProcessPoolExecutor(max_workers=processes, initializer=_init_worker,
                                              initargs=(tuple(keys),))
 
     async def sign_batch(self, messages: list[bytes]) -> list[bytes]:
+        """Sign `messages` (order kept), split evenly over the worker processes."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _sign_batch, messages)
+        size = max(1, -(-len(messages) // self._processes))
+        parts = await asyncio.gather(*(
+            loop.run_in_executor(self._executor, _sign_batch, messages[i:i + size])
+            for i in range(0, len(messages), size)))
+        return [signed for part in parts for signed in part]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

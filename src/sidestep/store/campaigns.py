@@ -235,6 +235,19 @@ class Campaigns:
         result = await self.session.execute(statement, list(results))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def unclaim(self, ids: Sequence[int], *, at: datetime) -> int:
+        """Rows claimed but never handed to SMTP go back to `pending` (attempt uncounted)."""
+        if not ids:
+            return 0
+        result = await self.session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.id.in_(list(ids)),
+                   CampaignRecipient.state == RecipientState.SENDING.value)
+            .values(state=RecipientState.PENDING.value, attempts=CampaignRecipient.attempts - 1,
+                    updated_at=at)
+            .execution_options(synchronize_session=False))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def orphans_to_unknown(self, campaign: Campaign, *, at: datetime) -> int:
         """Rows a dead sender left in `sending` become `unknown`; returns how many."""
         result = await self.session.execute(
