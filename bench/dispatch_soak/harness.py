@@ -90,16 +90,16 @@ class CrashConfig:
     database_url: str
     trials: int = 200
     workers: int = 1  # worker processes per trial, all sharing the queue
-    posts_per_trial: int = 3
+    posts_per_trial: int = 2
     batch: int = 4  # a killed worker strands its whole claimed batch
     concurrency: int = 4
     seed: int = 0
-    max_life_s: float = 0.4  # a worker is stopped at uniform(0.03, max_life_s) after its fork
+    max_life_s: float = 0.4  # a worker is stopped uniform(0, max_life_s) into its loop
     term_share: float = 0.1  # SIGTERM instead of SIGKILL
     fault_share: float = 0.6  # trials with faults
     adapter_timeout_s: float = 0.25
     lease_s: float = 3.0 * SPEED  # three wall-clock seconds: far above a send's timeout
-    drain_timeout_s: float = 60.0
+    drain_timeout_s: float = 120.0
 
 
 @dataclass(slots=True)
@@ -112,6 +112,7 @@ class CrashReport:
     states: Counter[str] = field(default_factory=Counter)
     unknown_published: int = 0  # unknown, and the platform does have the post
     records: int = 0
+    before_drain: Counter[str] = field(default_factory=Counter)  # states when trials end
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -121,11 +122,12 @@ class CrashReport:
 
     def summary(self) -> str:
         states = ", ".join(f"{k} {v}" for k, v in sorted(self.states.items()))
+        before = ", ".join(f"{k} {v}" for k, v in sorted(self.before_drain.items()))
         head = (f"seed {self.seed}: {self.trials} trials, {self.sigkills} SIGKILL, "
                 f"{self.sigterms} SIGTERM, {self.deliveries} deliveries ({states}; "
                 f"{self.unknown_published} of the unknown are on the platform), "
                 f"{self.records} posts on the platforms, {len(self.problems)} problems, "
-                f"{self.seconds:.0f} s")
+                f"{self.seconds:.0f} s; when the trials ended: {before})")
         return "\n".join([head, *self.problems[:20]])
 
 
@@ -144,6 +146,7 @@ def run_crash_trials(config: CrashConfig) -> CrashReport:
                 _trial(config, fork, sim, control, clock, trial_rng, report)
                 report.trials += 1
             control.delete("/faults").raise_for_status()
+            report.before_drain = asyncio.run(_states(config.database_url))
             asyncio.run(_drain(config, sim, clock))
             records = control.get("/record").raise_for_status().json()["posts"]
         asyncio.run(_verdict(config, records, report))
@@ -187,7 +190,6 @@ def _simulator_main(conn: multiprocessing.connection.Connection, clock: ScaledCl
         profiles = {key: cls for key, cls in all_profiles().items() if key in PLATFORMS}
         async with Simulator(world=world, profiles=profiles) as sim:
             await sim.load_specs()
-            assert sim.dns_address is not None
             conn.send((sim.control_url, sim.http_port, sim.dns_address))
             while True:  # until the parent says stop (a pipe is no awaitable)
                 if conn.poll():
@@ -229,21 +231,26 @@ def _trial(config: CrashConfig, fork: Any, sim: _SimulatorProcess, control: http
                                           "rate": rng.choice((0.3, 0.6, 1.0))}
                          ).raise_for_status()
     # Forking with other threads alive could copy a lock another thread holds.
-    assert threading.active_count() == 1, "fork with threads alive"
-    workers = []
+    if threading.active_count() != 1:
+        raise RuntimeError("refusing to fork with other threads alive")
+    started = []
     for _ in range(config.workers):
         ready = fork.Event()
         process = fork.Process(target=_worker_main,
                                args=(config, sim.http_port, sim.dns, clock, ready))
         process.start()
-        stop_at = time.monotonic() + rng.uniform(0.03, config.max_life_s)
-        workers.append((stop_at, rng.random() < config.term_share, process, ready))
-    for stop_at, graceful, process, ready in sorted(workers, key=lambda w: w[0]):
+        started.append((process, ready))
+    workers = []
+    for process, ready in started:
+        # The instant counts from when the worker's loop starts (its signal handlers are in
+        # place), so that kills land in the loop however slowly a loaded machine boots it.
+        if not ready.wait(60):
+            report.problems.append("a worker did not start within 60 s")
+        stop_at = time.monotonic() + rng.uniform(0.0, config.max_life_s)
+        workers.append((stop_at, rng.random() < config.term_share, process))
+    for stop_at, graceful, process in sorted(workers, key=lambda w: w[0]):
         time.sleep(max(0.0, stop_at - time.monotonic()))
         if graceful:
-            # Before its handlers are installed a worker dies of SIGTERM like of SIGKILL;
-            # the graceful path is what is tested here.
-            ready.wait(10)
             report.sigterms += 1
             process.terminate()
             process.join(config.lease_s / SPEED + 5)
@@ -304,6 +311,15 @@ async def _drain(config: CrashConfig, sim: _SimulatorProcess, clock: ScaledClock
                                config.drain_timeout_s)
     except TimeoutError:
         pass  # the verdict names what did not settle
+
+
+async def _states(url: str) -> Counter[str]:
+    db = Database(url)
+    async with db.session() as s:
+        rows = (await s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)))
+        counts = Counter({state: count for state, count in rows.all()})
+    await db.close()
+    return counts
 
 
 async def _settled(db: Database) -> bool:

@@ -1,0 +1,1 @@
+"""Dispatch throughput and claim latency; see __main__.py."""
