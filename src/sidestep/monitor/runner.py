@@ -34,7 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sidestep.catalogue.loader import Catalogue
 from sidestep.clock import Clock
 from sidestep.domain.states import PlatformStatus
-from sidestep.monitor.config import MonitorConfig, ProbingConfig, load_monitor_config
+from sidestep.monitor.config import (
+    MonitorConfig,
+    ProbingConfig,
+    StorageConfig,
+    load_monitor_config,
+)
 from sidestep.monitor.controls import ControlProbe, control_resolvers
 from sidestep.monitor.fusion import Fusion, Transition
 from sidestep.monitor.outcomes import FAILING
@@ -48,7 +53,8 @@ from sidestep.store.db import Database
 from sidestep.store.health import Health, NewObservation
 from sidestep.store.tables import Observation
 
-__all__ = ["MonitorRunner", "Network", "TickReport", "reschedule", "run_monitor"]
+__all__ = ["MonitorRunner", "Network", "TickReport", "maintain_storage", "reschedule",
+           "run_monitor"]
 
 log = logging.getLogger(__name__)
 MAINTENANCE_EVERY = timedelta(hours=1)
@@ -183,14 +189,23 @@ class MonitorRunner:
                 for r in rows if r.vantage != self.vantage]
 
     async def _maintain(self, health: Health, now: datetime) -> None:
-        storage = self.config.storage
-        rolled = await health.roll_up(before=now - timedelta(days=storage.raw_days),
-                                      failing=FAILING)
-        dropped = await health.prune_rollups(before=now - timedelta(days=storage.rollup_days))
-        if rolled or dropped:
-            log.info("monitor storage: %d observations rolled up, %d roll-ups dropped",
-                     rolled, dropped)
+        await maintain_storage(health, now=now, storage=self.config.storage)
         self._next_maintenance = now + MAINTENANCE_EVERY
+
+
+async def maintain_storage(health: Health, *, now: datetime,
+                           storage: StorageConfig) -> tuple[int, int]:
+    """Roll raw observations older than `raw_days` into minutes; drop old roll-ups.
+
+    Returns (observations rolled up, roll-up rows dropped).
+    """
+    rolled = await health.roll_up(before=now - timedelta(days=storage.raw_days),
+                                  failing=FAILING)
+    dropped = await health.prune_rollups(before=now - timedelta(days=storage.rollup_days))
+    if rolled or dropped:
+        log.info("monitor storage: %d observations rolled up, %d roll-ups dropped",
+                 rolled, dropped)
+    return rolled, dropped
 
 
 async def run_monitor(
