@@ -143,7 +143,9 @@ class CampaignSender:
             campaigns = Campaigns(session, self.workspace_id)
             campaign = await campaigns.get(campaign_id)
             errors = [p for p in lint(campaign.subject_tpl, campaign.html_tpl,
-                                      campaign.text_tpl, known=["campaign"])
+                                      campaign.text_tpl,
+                                      known=["campaign"],
+                                      sample_context=dict(campaign.context or {}))
                       if p.level == "error"]
             if errors:
                 raise CampaignError("the campaign's templates have errors: " + "; ".join(
@@ -369,7 +371,7 @@ class CampaignSender:
                            campaign.list_id)
         base = self.settings.base_url
         unsubscribe = unsubscribe_url(base, token)
-        context = {"unsubscribe_url": unsubscribe,
+        context = {**(campaign.context or {}), "unsubscribe_url": unsubscribe,
                    "preferences_url": preferences_url(base, token),
                    "campaign": {"name": campaign.name}}
         rendered = templates.render(subscriber, context)

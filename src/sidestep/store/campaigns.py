@@ -17,9 +17,12 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sidestep.email.dkim import DkimAlgorithm, DkimKey
+from sidestep.email.smtp_pool import SmtpServer
 from sidestep.store.events import record_event
-from sidestep.store.tables_campaign import Campaign, CampaignRecipient
+from sidestep.store.tables_campaign import Campaign, CampaignRecipient, DkimKeyRow, SmtpServerRow
 from sidestep.store.tables_email import Subscriber
+from sidestep.vault import Vault
 
 __all__ = [
     "CAMPAIGN_TRANSITIONS",
@@ -28,6 +31,7 @@ __all__ = [
     "Campaigns",
     "NewCampaign",
     "RecipientState",
+    "SendingSetup",
     "StaleCampaign",
 ]
 
@@ -86,6 +90,7 @@ class NewCampaign:
     tags: Sequence[str] = ()
     reply_to: str | None = None
     error_budget: int = 50
+    context: Mapping[str, Any] | None = None
 
 
 class Campaigns:
@@ -102,7 +107,8 @@ class Campaigns:
             raise CampaignError("the error budget must be at least 1")
         row = Campaign(
             workspace_id=self.workspace_id, name=new.name.strip()[:200], list_id=new.list_id,
-            tags=list(new.tags), subject_tpl=new.subject_tpl, html_tpl=new.html_tpl,
+            tags=list(new.tags), context=dict(new.context or {}), subject_tpl=new.subject_tpl,
+            html_tpl=new.html_tpl,
             text_tpl=new.text_tpl, from_name=new.from_name, from_email=new.from_email,
             reply_to=new.reply_to, state=CampaignState.DRAFT.value, state_reason="",
             error_budget=new.error_budget, failures_in_run=0, created_at=at, updated_at=at)
@@ -307,3 +313,50 @@ class Campaigns:
         total = await self.session.scalar(select(Campaign.failures_in_run).where(
             Campaign.id == campaign.id))
         return int(total or 0)
+
+
+class SendingSetup:
+    """A workspace's DKIM keys and SMTP servers; secrets pass through the vault only."""
+
+    def __init__(self, session: AsyncSession, workspace_id: int, vault: Vault) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+        self.vault = vault
+
+    async def add_dkim_key(self, key: DkimKey, *, at: datetime) -> DkimKeyRow:
+        row = DkimKeyRow(workspace_id=self.workspace_id, domain=key.domain,
+                         selector=key.selector, algorithm=key.algorithm.value,
+                         private_key_encrypted=self.vault.encrypt(
+                             {"pem": key.private_pem.decode()}), created_at=at)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def dkim_keys(self, domain: str) -> list[DkimKey]:
+        rows = await self.session.scalars(select(DkimKeyRow).where(
+            DkimKeyRow.workspace_id == self.workspace_id, DkimKeyRow.domain == domain.lower())
+            .order_by(DkimKeyRow.id.desc()))
+        keys: dict[str, DkimKey] = {}
+        for row in rows:  # the newest key of each algorithm
+            keys.setdefault(row.algorithm, DkimKey(
+                row.domain, row.selector, DkimAlgorithm(row.algorithm),
+                self.vault.decrypt(row.private_key_encrypted)["pem"].encode()))
+        return list(keys.values())
+
+    async def add_server(self, server: SmtpServer, *, priority: int, at: datetime) -> None:
+        sealed = self.vault.encrypt({"password": server.password}) if server.password else None
+        self.session.add(SmtpServerRow(
+            workspace_id=self.workspace_id, priority=priority, host=server.host,
+            port=server.port, tls=server.tls, username=server.username,
+            password_encrypted=sealed, created_at=at))
+        await self.session.flush()
+
+    async def servers(self) -> list[SmtpServer]:
+        rows = await self.session.scalars(select(SmtpServerRow).where(
+            SmtpServerRow.workspace_id == self.workspace_id).order_by(
+            SmtpServerRow.priority, SmtpServerRow.id))
+        return [SmtpServer(
+            r.host, r.port, tls=r.tls,  # type: ignore[arg-type]
+            username=r.username,
+            password=self.vault.decrypt(r.password_encrypted)["password"]
+            if r.password_encrypted else None) for r in rows]

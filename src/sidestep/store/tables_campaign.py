@@ -28,6 +28,8 @@ class Campaign(Base):
         ForeignKey("mailing_list.id", ondelete="SET NULL")
     )
     tags: Mapped[list[Any]] = mapped_column(default=list)
+    # Extra template variables fixed at creation (the crisis email's list of channels).
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     subject_tpl: Mapped[str] = mapped_column(Text)
     html_tpl: Mapped[str] = mapped_column(Text, default="")
     text_tpl: Mapped[str] = mapped_column(Text, default="")

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("list_id", ID, nullable=True),
         sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("subject_tpl", sa.Text(), nullable=False),
         sa.Column("html_tpl", sa.Text(), nullable=False),
         sa.Column("text_tpl", sa.Text(), nullable=False),
