@@ -39,9 +39,9 @@ def _link_in(data: bytes) -> str:
 async def test_double_opt_in_from_form_to_confirmed_subscriber(
     runtime: Runtime, audience: Audience, client: httpx.AsyncClient, smtp_server  # type: ignore[no-untyped-def]
 ) -> None:
-    form = await client.get(f"/s/acme/{audience.news}")
+    form = await client.get(f"/s/acme/subscribe/{audience.news}")
     assert form.status_code == 200 and "Yes, send me Acme&#39;s news." in form.text
-    answer = await client.post(f"/s/acme/{audience.news}", headers=FORM_HEADERS,
+    answer = await client.post(f"/s/acme/subscribe/{audience.news}", headers=FORM_HEADERS,
                                data={"email": "Anna@Bücher.DE", "name": "Anna\r\nBcc: x@evil.example"})
     assert answer.status_code == 200 and "Check your inbox" in answer.text
 
@@ -81,7 +81,7 @@ async def test_double_opt_in_from_form_to_confirmed_subscriber(
 async def test_single_opt_in_list_subscribes_at_once_without_mail(
     runtime: Runtime, audience: Audience, client: httpx.AsyncClient, smtp_server  # type: ignore[no-untyped-def]
 ) -> None:
-    answer = await client.post(f"/s/acme/{audience.deals}", data={"email": "bob@example.com"})
+    answer = await client.post(f"/s/acme/subscribe/{audience.deals}", data={"email": "bob@example.com"})
     assert "You are subscribed" in answer.text
     assert smtp_server.recorder.messages == []
     async with runtime.db.session() as s:
@@ -92,7 +92,7 @@ async def test_single_opt_in_list_subscribes_at_once_without_mail(
 async def test_an_invalid_address_is_shown_back_with_the_reason(
     audience: Audience, client: httpx.AsyncClient, smtp_server  # type: ignore[no-untyped-def]
 ) -> None:
-    answer = await client.post(f"/s/acme/{audience.news}",
+    answer = await client.post(f"/s/acme/subscribe/{audience.news}",
                                data={"email": "not-an-address", "name": "<script>x</script>"})
     assert answer.status_code == 400
     assert "That address does not work" in answer.text
@@ -107,7 +107,7 @@ async def test_a_suppressed_address_needs_a_fresh_confirmation_even_on_a_single_
     async with runtime.db.session() as s:
         await Suppressions(s, audience.acme).suppress("cy@example.com",
                                                       SuppressionReason.UNSUBSCRIBED, at=clock.now())
-    answer = await client.post(f"/s/acme/{audience.deals}", data={"email": "cy@example.com"})
+    answer = await client.post(f"/s/acme/subscribe/{audience.deals}", data={"email": "cy@example.com"})
     assert "Check your inbox" in answer.text
     [mail] = smtp_server.recorder.messages
     await client.post(_link_in(mail.data))
@@ -124,7 +124,7 @@ async def test_a_manual_suppression_is_not_lifted_and_no_mail_goes_out(
     async with runtime.db.session() as s:
         await Suppressions(s, audience.acme).suppress("dan@example.com", "manual", "legal",
                                                       at=clock.now())
-    answer = await client.post(f"/s/acme/{audience.news}", data={"email": "dan@example.com"})
+    answer = await client.post(f"/s/acme/subscribe/{audience.news}", data={"email": "dan@example.com"})
     assert "Check your inbox" in answer.text  # the same answer: nothing is revealed
     assert smtp_server.recorder.messages == []
 
@@ -134,10 +134,10 @@ async def test_the_form_cannot_flood_an_inbox(
     smtp_server  # type: ignore[no-untyped-def]
 ) -> None:
     for _ in range(3):
-        await client.post(f"/s/acme/{audience.news}", data={"email": "eve@example.com"})
+        await client.post(f"/s/acme/subscribe/{audience.news}", data={"email": "eve@example.com"})
     assert len(smtp_server.recorder.messages) == 1
     clock.advance(seconds=11 * 60)
-    await client.post(f"/s/acme/{audience.news}", data={"email": "eve@example.com"})
+    await client.post(f"/s/acme/subscribe/{audience.news}", data={"email": "eve@example.com"})
     assert len(smtp_server.recorder.messages) == 2
 
 
@@ -145,7 +145,7 @@ async def test_an_old_confirmation_link_has_expired(
     runtime: Runtime, clock: FrozenClock, audience: Audience, client: httpx.AsyncClient,
     smtp_server  # type: ignore[no-untyped-def]
 ) -> None:
-    await client.post(f"/s/acme/{audience.news}", data={"email": "fay@example.com"})
+    await client.post(f"/s/acme/subscribe/{audience.news}", data={"email": "fay@example.com"})
     path = _link_in(smtp_server.recorder.messages[0].data)
     clock.advance(seconds=links.CONFIRM_MAX_AGE_S + 1)
     answer = await client.post(path)
@@ -157,15 +157,15 @@ async def test_an_unreachable_mail_server_is_reported_and_a_retry_is_not_blocked
 ) -> None:
     port = runtime.settings.smtp_port
     runtime.settings.smtp_port = 1  # nothing listens there
-    answer = await client.post(f"/s/acme/{audience.news}", data={"email": "gus@example.com"})
+    answer = await client.post(f"/s/acme/subscribe/{audience.news}", data={"email": "gus@example.com"})
     assert answer.status_code == 503 and "could not send" in answer.text
     runtime.settings.smtp_port = port
-    await client.post(f"/s/acme/{audience.news}", data={"email": "gus@example.com"})
+    await client.post(f"/s/acme/subscribe/{audience.news}", data={"email": "gus@example.com"})
     assert len(smtp_server.recorder.messages) == 1
 
 
 async def test_an_unknown_list_or_another_workspaces_list_is_404(
     audience: Audience, client: httpx.AsyncClient, smtp_server  # type: ignore[no-untyped-def]
 ) -> None:
-    assert (await client.get(f"/s/acme/{audience.globex_list}")).status_code == 404
-    assert (await client.get("/s/nope/1")).status_code == 404
+    assert (await client.get(f"/s/acme/subscribe/{audience.globex_list}")).status_code == 404
+    assert (await client.get("/s/nope/subscribe/1")).status_code == 404

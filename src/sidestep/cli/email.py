@@ -78,7 +78,7 @@ def list_add(
             row = await MailingLists(session, ws.id).add(
                 name, double_opt_in=not single_opt_in, consent_text=consent_text,
                 at=rt.clock.now())
-            form = f"{rt.settings.public_url}/s/{ws.slug}/{row.id}"
+            form = f"{rt.settings.public_url}/s/{ws.slug}/subscribe/{row.id}"
         console.print(f"List [bold]{row.name}[/bold] created. Subscribe form: {form}",
                       highlight=False, soft_wrap=True)
 

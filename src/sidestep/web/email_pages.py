@@ -74,7 +74,7 @@ async def _lists_context(
     _, subscribers = await Subscribers(access.session, access.workspace.id).search(limit=0)
     base = get_runtime(request).settings.public_url
     rows = [{"list": lst, "counts": counts.get(lst.id, {}),
-             "form_url": f"{base}/s/{access.workspace.slug}/{lst.id}"} for lst in lists]
+             "form_url": f"{base}/s/{access.workspace.slug}/subscribe/{lst.id}"} for lst in lists]
     return {**await chrome(access, "email"), "rows": rows, "suppressed": suppressed,
             "subscriber_count": subscribers, "created": created, "error": error}
 
@@ -294,8 +294,8 @@ def install(app: FastAPI) -> None:
         include_in_schema=False)
     add("/w/{slug}/email/subscribers/{subscriber_id}", subscriber_page, methods=["GET"],
         include_in_schema=False)
-    add("/s/{slug}/{list_id}", subscribe_form, methods=["GET"], include_in_schema=False)
-    add("/s/{slug}/{list_id}", subscribe, methods=["POST"], include_in_schema=False)
+    add("/s/{slug}/subscribe/{list_id}", subscribe_form, methods=["GET"], include_in_schema=False)
+    add("/s/{slug}/subscribe/{list_id}", subscribe, methods=["POST"], include_in_schema=False)
     add("/c/{token}", confirm_page, methods=["GET"], include_in_schema=False)
     add("/c/{token}", confirm, methods=["POST"], include_in_schema=False)
     add("/u/{token}", unsubscribe_page, methods=["GET"], include_in_schema=False)
