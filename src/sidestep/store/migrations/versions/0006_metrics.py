@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("channel_id", BIG_ID, nullable=False),
         sa.Column("metric", sa.String(length=20), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("value", sa.Double(), nullable=False),
         sa.Column("source", sa.String(length=40), nullable=False),
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
