@@ -9,6 +9,7 @@ so the type a static host will give it) comes from `sidestep.site.media`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,9 @@ from sidestep.store.tables_archive import ArchiveMedia, ArchivePost, ArchiveSour
 PAGE_SIZE = 20
 LATEST_ON_HOME = 5
 TITLE_CHARS = 80
+# A platform names a folder of the export: only plain keys get pages (an imported Sidestep
+# export could carry any string).
+PLATFORM_KEY = re.compile(r"[a-z0-9_]{1,40}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,8 @@ class SiteReader:
             has_audio=await self.has_audio())
 
     async def platforms(self) -> dict[str, str]:
-        return {key: self.names.get(key, key) for key in await self.archive.platforms()}
+        return {key: self.names.get(key, key) for key in await self.archive.platforms()
+                if PLATFORM_KEY.fullmatch(key)}
 
     async def has_audio(self) -> bool:
         return any(p.audio for p in await self.audio_posts(limit=1))

@@ -52,9 +52,8 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _bytes(root: ET.Element, *, default_namespace: str | None = None) -> bytes:
-    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True,
-                              default_namespace=default_namespace)
+def _bytes(root: ET.Element) -> bytes:
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data
 
 
@@ -106,31 +105,33 @@ def _item(channel: ET.Element, post: PostView, links: Links) -> ET.Element:
 
 
 def atom(brand: Brand, posts: Sequence[PostView], links: Links, *, now: datetime) -> bytes:
-    root = ET.Element(f"{{{ATOM}}}feed")
-    _sub(root, f"{{{ATOM}}}id", links.absolute(""))
-    _sub(root, f"{{{ATOM}}}title", brand.name)
+    # Unqualified names under an xmlns attribute: ElementTree's default_namespace option
+    # refuses unqualified attribute names, and Atom's attributes are all unqualified.
+    root = ET.Element("feed", {"xmlns": ATOM})
+    _sub(root, "id", links.absolute(""))
+    _sub(root, "title", brand.name)
     if brand.description:
-        _sub(root, f"{{{ATOM}}}subtitle", brand.description)
-    _sub(root, f"{{{ATOM}}}updated", _rfc3339(_updated(posts, now)))
-    _sub(root, f"{{{ATOM}}}link", href=links.absolute(""), rel="alternate", type="text/html")
-    _sub(root, f"{{{ATOM}}}link", href=links.absolute("atom.xml"), rel="self",
+        _sub(root, "subtitle", brand.description)
+    _sub(root, "updated", _rfc3339(_updated(posts, now)))
+    _sub(root, "link", href=links.absolute(""), rel="alternate", type="text/html")
+    _sub(root, "link", href=links.absolute("atom.xml"), rel="self",
          type="application/atom+xml")
-    author = _sub(root, f"{{{ATOM}}}author")
-    _sub(author, f"{{{ATOM}}}name", brand.name)
-    _sub(root, f"{{{ATOM}}}generator", GENERATOR)
+    author = _sub(root, "author")
+    _sub(author, "name", brand.name)
+    _sub(root, "generator", GENERATOR)
     for post in posts[:FEED_ITEMS]:
-        entry = _sub(root, f"{{{ATOM}}}entry")
-        _sub(entry, f"{{{ATOM}}}id", links.absolute(post.path))
-        _sub(entry, f"{{{ATOM}}}title", post.title)
-        _sub(entry, f"{{{ATOM}}}updated", _rfc3339(post.created_at))
-        _sub(entry, f"{{{ATOM}}}published", _rfc3339(post.created_at))
-        _sub(entry, f"{{{ATOM}}}link", href=links.absolute(post.path), rel="alternate",
+        entry = _sub(root, "entry")
+        _sub(entry, "id", links.absolute(post.path))
+        _sub(entry, "title", post.title)
+        _sub(entry, "updated", _rfc3339(post.created_at))
+        _sub(entry, "published", _rfc3339(post.created_at))
+        _sub(entry, "link", href=links.absolute(post.path), rel="alternate",
              type="text/html")
         for media in post.media:
-            _sub(entry, f"{{{ATOM}}}link", href=links.absolute(media.path), rel="enclosure",
+            _sub(entry, "link", href=links.absolute(media.path), rel="enclosure",
                  type=media.content_type, length=str(media.size_bytes))
-        _sub(entry, f"{{{ATOM}}}content", post.text, type="text")
-    return _bytes(root, default_namespace=ATOM)
+        _sub(entry, "content", post.text, type="text")
+    return _bytes(root)
 
 
 def podcast_guid(feed_url: str) -> str:
@@ -170,12 +171,12 @@ def podcast(brand: Brand, episodes: Sequence[PostView], links: Links, *, now: da
 
 def sitemap(entries: Iterable[tuple[str, datetime | None]], links: Links) -> bytes:
     """A sitemap of (site path, last change); at most `SITEMAP_MAX_URLS` entries."""
-    root = ET.Element(f"{{{SITEMAP}}}urlset")
+    root = ET.Element("urlset", {"xmlns": SITEMAP})
     for count, (path, changed) in enumerate(entries):
         if count >= SITEMAP_MAX_URLS:
             break
-        url = _sub(root, f"{{{SITEMAP}}}url")
-        _sub(url, f"{{{SITEMAP}}}loc", links.absolute(path))
+        url = _sub(root, "url")
+        _sub(url, "loc", links.absolute(path))
         if changed is not None:
-            _sub(url, f"{{{SITEMAP}}}lastmod", _rfc3339(changed))
-    return _bytes(root, default_namespace=SITEMAP)
+            _sub(url, "lastmod", _rfc3339(changed))
+    return _bytes(root)
