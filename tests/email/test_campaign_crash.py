@@ -58,7 +58,7 @@ async def test_a_killed_campaign_resumes_and_reaches_everyone_exactly_once(
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTPProtocol(recorder), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    child = subprocess.Popen(
+    child = subprocess.Popen(  # noqa: ASYNC220 - killed with SIGKILL, never awaited
         [sys.executable, "-m", "tests.email.crash_sender", url, str(port), str(ws), str(cid)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     try:

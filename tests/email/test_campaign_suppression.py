@@ -15,9 +15,9 @@ from sidestep.clock import FrozenClock
 from sidestep.store.db import Database
 from sidestep.store.subscribers import Suppressions
 
+from ..conftest import START
 from .campaign_helpers import audience, campaign, pool, sender
 from .conftest import SmtpServerFixture
-from ..conftest import START
 
 ADDRESSES = st.lists(st.from_regex(r"[a-z]{1,6}@(example\.org|exämple\.net|Mail\.Example\.COM)",
                                    fullmatch=True), min_size=1, max_size=25, unique_by=str.lower)
