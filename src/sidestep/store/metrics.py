@@ -98,7 +98,7 @@ class Metrics:
                 "metric": p.metric, "at": when, "value": float(p.value), "source": source,
                 "imported_at": at,
             }
-        dialect = sqlite if self.session.bind.dialect.name == "sqlite" else postgresql
+        dialect = sqlite if self.session.get_bind().dialect.name == "sqlite" else postgresql
         values = list(rows.values())
         for i in range(0, len(values), _CHUNK):
             statement = dialect.insert(MetricPoint)
