@@ -21,12 +21,13 @@ from urllib.parse import urlsplit
 from sidestep.archive.media import MediaStore
 from sidestep.site import feeds, render
 from sidestep.site.content import PAGE_SIZE, ArchiveView, PostView, SiteReader
-from sidestep.site.links import STYLESHEET, Links, archive_path, file_of
+from sidestep.site.links import ICON, STYLESHEET, Links, archive_path, file_of
 from sidestep.site.status import CatalogueLike
 from sidestep.store.db import Database
 from sidestep.store.tables import Workspace
 
-STYLESHEET_SOURCE = Path(__file__).resolve().parent.parent / "web" / "static" / "site.css"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+ASSETS = {STYLESHEET: STATIC_DIR / "site.css", ICON: STATIC_DIR / "favicon.svg"}
 Progress = Callable[[int, int, str], None]  # done, total, what was just written
 
 
@@ -93,7 +94,7 @@ async def build_site(db: Database, *, workspace: Workspace, catalogue: Catalogue
             count = await reader.archive.count(platform=platform_key)
             listing_pages += max(1, math.ceil(count / PAGE_SIZE))
         total = (1 + max(1, math.ceil(total_posts / PAGE_SIZE)) + listing_pages + total_posts
-                 + 5)
+                 + 6)
         writer = _Writer(out, report, total, on_progress)
         out.mkdir(parents=True, exist_ok=True)
         writer.write("", render.home_page(await reader.home(), links))
@@ -126,7 +127,8 @@ async def build_site(db: Database, *, workspace: Workspace, catalogue: Catalogue
             entries += [(post.path, post.created_at) for post in batch]
         writer.write("sitemap.xml", feeds.sitemap(entries, links))
         report.feeds = 3
-        writer.write(STYLESHEET, STYLESHEET_SOURCE.read_bytes())
+        for path, source in ASSETS.items():
+            writer.write(path, source.read_bytes())
     return report
 
 

@@ -41,6 +41,12 @@ TITLE_CHARS = 80
 # A platform names a folder of the export: only plain keys get pages (an imported Sidestep
 # export could carry any string).
 PLATFORM_KEY = re.compile(r"[a-z0-9_]{1,40}")
+# C0 controls (but tab and newlines) and DEL: exports carry them; no page or feed shows them.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    return _CONTROLS.sub("", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +228,10 @@ class SiteReader:
 
     def _view(self, row: ArchivePost, sources: list[ArchiveSource],
               media: dict[str, ArchiveMedia]) -> PostView:
+        text = printable(row.text)
         return PostView(
-            id=row.id, path=post_path(row.id), text=row.text,
-            title=title_of(row.text, fallback=f"Post of {row.created_at:%Y-%m-%d}"),
+            id=row.id, path=post_path(row.id), text=text,
+            title=title_of(text, fallback=f"Post of {row.created_at:%Y-%m-%d}"),
             created_at=row.created_at, kind=row.kind, link=_web_link(row.link),
             media=tuple(v for m in row.media or [] if (v := self._media(m, media))),
             sources=tuple(SourceView(platform=s.platform,

@@ -14,6 +14,9 @@ import posixpath
 from dataclasses import dataclass, replace
 
 STYLESHEET = "assets/site.css"
+ICON = "assets/favicon.svg"
+# Served, the assets are the app's static files.
+_STATIC = {STYLESHEET: "/static/site.css", ICON: "/static/favicon.svg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,8 @@ class Links:
     def href(self, path: str) -> str:
         """The link to `path` from the current page."""
         if not self.static:
-            if path == STYLESHEET:
-                return "/static/site.css"
+            if path in _STATIC:
+                return _STATIC[path]
             return f"/site/{self.slug}/{path}"
         target = file_of(path)
         start = posixpath.dirname(file_of(self.here))

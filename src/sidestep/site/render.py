@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from sidestep.site.content import ArchiveView, HomeView, PostView
-from sidestep.site.links import STYLESHEET, Links
+from sidestep.site.links import ICON, STYLESHEET, Links
 
 # The templates sit with the dashboard's, so one package-data rule ships both.
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "web" / "templates"
@@ -53,6 +53,7 @@ def environment() -> jinja2.Environment:
     env.filters["day"] = day
     env.filters["short"] = short
     env.globals["STYLESHEET"] = STYLESHEET
+    env.globals["ICON"] = ICON
     return env
 
 
