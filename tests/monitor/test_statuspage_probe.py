@@ -170,3 +170,15 @@ async def test_an_atom_entry_counts_only_within_the_window(
     observations = await mock(clock, httpx.Response(200, content=body),
                               window_s=3600).probe_feed("x", "atom", FEED)
     assert [o.outcome for o in observations] == [outcome]
+
+
+@pytest.mark.parametrize(("title", "level"), [
+    ("Graph API: High disruptions", "major_outage"),
+    ("Graph API: Medium disruptions", "partial_outage"),
+    ("WhatsApp Business Platform: Low disruptions", "degraded"),
+    ("Something odd is happening", "major_outage"),
+])
+def test_an_outage_item_title_gives_its_level(title: str, level: str) -> None:
+    from sidestep.monitor.probes.statuspage import item_level
+
+    assert item_level(title) == level
