@@ -37,13 +37,16 @@ class ReportError(RuntimeError):
 def number(value: float) -> str:
     if math.isnan(value):
         return "—"
+    if abs(value) < 0.005:
+        return "0"
     return f"{value:+,.0f}" if abs(value) >= 10 else f"{value:+,.2f}"
 
 
 def _total(t: Total | None) -> dict[str, str]:
     if t is None:
-        return {"effect": "—", "interval": ""}
-    return {"effect": number(t.effect), "interval": f"{number(t.lower)} to {number(t.upper)}",
+        return {"effect": "—", "interval": "no series", "sign": "none"}
+    return {"effect": number(t.effect),
+            "interval": f"95%: {number(t.lower)} to {number(t.upper)}",
             "sign": "loss" if t.upper < 0 else "gain" if t.lower > 0 else "unclear"}
 
 
@@ -79,8 +82,14 @@ def _post_points(r: IncidentImpact) -> int:
 
 
 def _impact_series(r: IncidentImpact) -> list[tuple[str, int]]:
-    """Chart names of the affected series' impact charts, with their index in `r.series`."""
-    return [(f"impact-{n}", n) for n, s in enumerate(r.series) if s.affected]
+    """Chart names of the affected series' impact charts, with their index in `r.series`.
+    A series constant before the incident gets none: its chart would show only rounding."""
+    out = []
+    for n, s in enumerate(r.series):
+        pre = [v for v in s.actual[:r.n_pre] if not math.isnan(v)]
+        if s.affected and max(pre) > min(pre):
+            out.append((f"impact-{n}", n))
+    return out
 
 
 def incident_charts(r: IncidentImpact) -> dict[str, Callable[[], bytes]]:
@@ -114,7 +123,8 @@ def risk_view(report: RiskReport) -> dict[str, Any]:
         })
     outages = [{"measure": m, "owner": o.owner, "hours": o.hours,
                 "expected": f"{o.expected:,.0f}", "worst": f"{o.worst:,.0f}",
-                "worst_start": _hour_of_week(o.worst_start_hour)}
+                "worst_start": _hour_of_week(o.worst_start_hour) if o.worst > o.expected * 1.001
+                else "any time (no hourly profile)"}
                for m in FLOW_MEASURES for o in report.outages[m]]
     annual = [{"owner": owner, "hours": f"{hours:,.1f}",
                **{m: f"{report.annual_loss[m].get(owner, 0.0):,.0f}" for m in FLOW_MEASURES}}
