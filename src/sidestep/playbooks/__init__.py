@@ -1,0 +1,1 @@
+"""Playbooks: prepared plans bound to outage triggers, run by the engine, rehearsed in drills."""
