@@ -79,7 +79,7 @@ def imported(platform: str, number: int, text: str, *, media: tuple[MediaRef, ..
         visibility=visibility, link=link)
 
 
-async def seed(runtime: Runtime, world: World, clock: FrozenClock) -> Seeded:
+async def seed(runtime: Runtime, people: World, clock: FrozenClock) -> Seeded:
     store = MediaStore.under(runtime.settings.data_dir)
     image = store.put_bytes(png((200, 120, 40)))
     audio = store.put_bytes(mp3())
@@ -117,8 +117,8 @@ async def seed(runtime: Runtime, world: World, clock: FrozenClock) -> Seeded:
             published=True, title="Acme Coffee Roasters",
             description="Small-batch coffee from Leipzig. Find us wherever you are.",
             banner="", at=now, channels=[
-                ShownChannel(world.newsletter_id, "https://acme.example/newsletter"),
-                ShownChannel(world.instagram_id, "https://www.instagram.com/acme"),
+                ShownChannel(people.newsletter_id, "https://acme.example/newsletter"),
+                ShownChannel(people.instagram_id, "https://www.instagram.com/acme"),
                 ShownChannel(mastodon.id, "https://mastodon.social/@acme")])
         await Sites(s, workspace_id=globex.id).save(
             published=True, title="Globex", description="", banner="", channels=[], at=now)
@@ -134,7 +134,7 @@ async def seed(runtime: Runtime, world: World, clock: FrozenClock) -> Seeded:
             ids[source_id] = found.id
         globex_post = await Archive(s, workspace_id=globex.id).by_source("x", "x-200")
         assert globex_post is not None
-    return Seeded(world=world, acme_id=acme.id, globex_id=globex.id, image_sha=image.sha256,
+    return Seeded(world=people, acme_id=acme.id, globex_id=globex.id, image_sha=image.sha256,
                   audio_sha=audio.sha256, secret_sha=secret.sha256, globex_sha=other.sha256,
                   hostile_post_id=ids["x-102"], secret_post_id=ids["instagram-103"],
                   globex_post_id=globex_post.id)

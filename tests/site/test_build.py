@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from sidestep.archive.media import MediaStore
 from sidestep.catalogue import default_catalogue
-from sidestep.clock import FrozenClock
 from sidestep.cli import app
+from sidestep.clock import FrozenClock
 from sidestep.runtime import Runtime
 from sidestep.site.build import BuildError, build_site
 from sidestep.store.accounts import Accounts

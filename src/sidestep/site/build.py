@@ -56,6 +56,7 @@ def check_base_url(base_url: str) -> str:
 class _Writer:
     def __init__(self, out: Path, report: BuildReport, total: int,
                  on_progress: Progress | None) -> None:
+        out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.report = report
         self.total = total
@@ -96,7 +97,6 @@ async def build_site(db: Database, *, workspace: Workspace, catalogue: Catalogue
         total = (1 + max(1, math.ceil(total_posts / PAGE_SIZE)) + listing_pages + total_posts
                  + 6)
         writer = _Writer(out, report, total, on_progress)
-        out.mkdir(parents=True, exist_ok=True)
         writer.write("", render.home_page(await reader.home(), links))
         report.pages += 1
         shown: set[str] = set()

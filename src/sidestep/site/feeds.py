@@ -14,6 +14,7 @@ by default.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 import xml.etree.ElementTree as ET  # noqa: S405  (writing only; nothing is parsed here)
@@ -28,7 +29,7 @@ ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST = "https://podcastindex.org/namespace/1.0"
 ATOM = "http://www.w3.org/2005/Atom"
 SITEMAP = "http://www.sitemaps.org/schemas/sitemap/0.9"
-PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a0b28f128cb6")
+PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 SITEMAP_MAX_URLS = 50_000
 FEED_ITEMS = 50
 GENERATOR = "Sidestep"
@@ -45,10 +46,11 @@ def xml_text(value: str) -> str:
     return _FORBIDDEN.sub("", value)
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+def _sub(parent: ET.Element, tag: str, content: str | None = None, /,
+         **attrs: str) -> ET.Element:
     element = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
-    if text is not None:
-        element.text = xml_text(text)
+    if content is not None:
+        element.text = xml_text(content)
     return element
 
 
@@ -100,7 +102,8 @@ def _item(channel: ET.Element, post: PostView, links: Links) -> ET.Element:
     _sub(item, "link", links.absolute(post.path))
     _sub(item, "guid", links.absolute(post.path), isPermaLink="true")
     _sub(item, "pubDate", _rfc822(post.created_at))
-    _sub(item, "description", post.text)
+    # Readers take an RSS description as HTML: escaped here, the post's text stays text.
+    _sub(item, "description", html.escape(post.text))
     return item
 
 
