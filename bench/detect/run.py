@@ -89,13 +89,19 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs-for", action="append", default=[], metavar="NAME=N",
+                        help="another number of runs for one scenario")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scenario", action="append", choices=sorted(TRUTH))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     names = args.scenario or list(TRUTH)
     interval_s = load_monitor_config().probing.interval_s
-    jobs = [(name, seed) for name in names for seed in range(1, args.runs + 1)]
+    runs_for = {k: int(v) for k, v in (item.split("=", 1) for item in args.runs_for)}
+    jobs = [(name, seed) for name in names
+            for seed in range(1, runs_for.get(name, args.runs) + 1)]
+    # the longest first, so the workers finish together
+    jobs.sort(key=lambda job: load_scenario(job[0]).duration, reverse=True)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(_run, jobs))
@@ -113,7 +119,9 @@ def main() -> int:
             confusion[(truth, seen)] += 1
 
     lines = ["# Detection bench (`bench/detect`)", "",
-             f"{args.runs} seeded runs per scenario; probe interval {interval_s:g} s; "
+             f"{args.runs} seeded runs per scenario"
+             + "".join(f" ({n} for {k})" for k, n in runs_for.items())
+             + f"; probe interval {interval_s:g} s; "
              f"thresholds from the packaged `monitor.toml`; wall time {wall:.0f} s on "
              f"{args.workers} worker(s). Regenerate: `.venv/bin/python bench/detect/run.py`.",
              "", "## Confusion (platform-runs: truth vs the worst state announced)", "",
@@ -130,7 +138,7 @@ def main() -> int:
         downs = sum(int(r["down_events"]) for r in runs)  # type: ignore[call-overload]
         degraded = sum(int(r["degraded_events"]) for r in runs)  # type: ignore[call-overload]
         seconds = statistics.mean(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
-        lines.append(f"### {name}")
+        lines.append(f"### {name} ({len(runs)} runs)")
         lines.append(f"- DOWN events (all platforms, all runs): {downs}; DEGRADED events: "
                      f"{degraded}; mean replay time {seconds:.1f} s")
         latencies = [float(r["first"][p]) for r in runs for p in named  # type: ignore[index]
