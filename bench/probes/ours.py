@@ -1,7 +1,12 @@
-"""Sidestep's probes at full speed: `python ours.py http|dns URL_OR_PORT SECONDS CONCURRENCY`.
+"""Sidestep's probes at full speed:
+`python ours.py http|http-httpx|dns URL_OR_PORT SECONDS CONCURRENCY`.
 
-Prints one JSON line: probes completed, seconds, probes/s and the outcomes seen. Each worker
-calls the probe module's public entry (`HttpProbe.check`, `DnsProbe.query`) in a loop."""
+Prints one JSON line: probes completed, seconds, probes/s, CPU microseconds per probe (this
+process only: less sensitive to other work on the machine than the rate) and the outcomes
+seen. Each worker calls the probe module's public entry (`HttpProbe.check`,
+`DnsProbe.query`) in a loop. `http` is the probe as the monitor builds it (a plain
+`httpx.AsyncClient()`, which `HttpProbe` serves through its lean HTTP/1.1 client);
+`http-httpx` forces every GET through httpx (`fast=False`), for comparison."""
 
 from __future__ import annotations
 
@@ -24,9 +29,10 @@ async def main(kind: str, target: str, seconds: float, concurrency: int) -> None
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as client:
-        http = HttpProbe(client=client, clock=SystemClock(), concurrency=concurrency)
+        http = HttpProbe(client=client, clock=SystemClock(), concurrency=concurrency,
+                         fast=kind != "http-httpx")
         dns = DnsProbe(clock=SystemClock(), concurrency=concurrency)
-        probe = Probe(name="web", url=target, feature="web") if kind == "http" else None
+        probe = Probe(name="web", url=target, feature="web") if kind.startswith("http") else None
         server = NamedResolver("bench", "127.0.0.1", int(target)) if kind == "dns" else None
 
         async def worker() -> None:
@@ -37,12 +43,14 @@ async def main(kind: str, target: str, seconds: float, concurrency: int) -> None
                     assert server is not None
                     outcomes[(await dns.query("facebook.com", server)).outcome.value] += 1
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        await http.aclose()
     total = sum(outcomes.values())
     print(json.dumps({"probes": total, "seconds": round(elapsed, 2),
-                      "per_s": round(total / elapsed, 1), "outcomes": dict(outcomes)}))
+                      "per_s": round(total / elapsed, 1),
+                      "cpu_us": round(cpu / max(total, 1) * 1e6, 1), "outcomes": dict(outcomes)}))
 
 
 if __name__ == "__main__":

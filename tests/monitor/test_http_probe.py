@@ -18,11 +18,18 @@ from sidestep.store.health import NewObservation
 META = ("facebook", "instagram", "whatsapp")
 
 
-@pytest.fixture
-async def probe(sim: Simulator, clock: FrozenClock) -> AsyncIterator[HttpProbe]:
+@pytest.fixture(params=["fast", "httpx"])
+async def probe(sim: Simulator, clock: FrozenClock,
+                request: pytest.FixtureRequest) -> AsyncIterator[HttpProbe]:
+    """The simulator's client, served by the lean HTTP/1.1 client (as the monitor does) or
+    through httpx (`fast=False`): both must see the same outcomes."""
     async with sim.client() as client:
-        # Generous: a simulated platform's first answer can take most of a second.
-        yield HttpProbe(client=client, clock=clock, vantage="test", timeout_s=3.0)
+        # Generous: a simulated platform's first answer can take seconds on a loaded machine.
+        probe = HttpProbe(client=client, clock=clock, vantage="test", timeout_s=10.0,
+                          fast=request.param == "fast")
+        assert (probe.http1 is not None) == (request.param == "fast")
+        yield probe
+        await probe.aclose()
 
 
 def by_feature(observations: list[NewObservation]) -> dict[str, str]:
@@ -64,8 +71,10 @@ async def test_it_classifies_network_faults(
 ) -> None:
     await sim.set_fault("instagram", fault, **params)
     web = next(p for p in catalogue.get("instagram").probes if p.feature == "web")
-    quick = HttpProbe(client=probe.client, clock=probe.clock, timeout_s=0.5)
+    quick = HttpProbe(client=probe.client, clock=probe.clock, timeout_s=0.5,
+                      fast=probe.http1 is not None)
     obs = await quick.check("instagram", web)
+    await quick.aclose()
     assert obs.outcome == outcome, obs.detail
     assert obs.latency_ms is None
 
@@ -141,3 +150,24 @@ async def test_it_handles_garbage_bodies(clock: FrozenClock, body: bytes) -> Non
 def test_bad_settings_are_refused(clock: FrozenClock) -> None:
     with pytest.raises(ValueError):
         HttpProbe(client=httpx.AsyncClient(), clock=clock, timeout_s=0)
+    with pytest.raises(ValueError):
+        HttpProbe(clock=clock, fast=False)
+
+
+async def test_the_fast_client_stands_in_only_for_clients_it_can(clock: FrozenClock) -> None:
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError
+
+    async with httpx.AsyncClient() as plain, \
+            httpx.AsyncClient(follow_redirects=True, max_redirects=4) as following, \
+            httpx.AsyncClient(transport=httpx.MockTransport(never)) as mocked, \
+            httpx.AsyncClient(auth=("user", "pass")) as authed, \
+            httpx.AsyncClient(mounts={"all://": httpx.AsyncHTTPTransport(proxy="http://p:1")}
+                              ) as proxied:
+        assert HttpProbe(client=plain, clock=clock).http1 is not None
+        fast = HttpProbe(client=following, clock=clock).http1
+        assert fast is not None and fast.max_redirects == 4
+        for client in (mocked, authed, proxied):
+            assert HttpProbe(client=client, clock=clock).http1 is None
+        assert HttpProbe(client=plain, clock=clock, fast=False).http1 is None
+    assert HttpProbe(clock=clock).http1 is not None  # no client: the system's network

@@ -18,6 +18,7 @@ that much memory) and gives up after `timeout_s` in total, however slowly the by
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -30,12 +31,14 @@ __all__ = ["Fetched", "FetchFailed", "classify_error", "fetch_capped"]
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A response: its status, at most `max_bytes` of body, and whether more was cut off."""
+    """A response: its status, at most `max_bytes` of body, and whether more was cut off;
+    over TLS, when the server's certificate expires (seconds since the epoch)."""
 
     status: int
     body: bytes
     truncated: bool
     latency_ms: float
+    cert_not_after: float | None = None
 
 
 class FetchFailed(Exception):
@@ -77,13 +80,23 @@ async def fetch_capped(
     try:
         async with asyncio.timeout(timeout_s):
             async with client.stream("GET", url, timeout=timeout_s) as response:
+                not_after = _cert_not_after(response)
                 body, truncated = await _read_capped(response, max_bytes)
     except TimeoutError as exc:
         raise FetchFailed(Outcome.TIMEOUT, f"no complete answer in {timeout_s}s") from exc
     except httpx.HTTPError as exc:
         raise FetchFailed(*classify_error(exc)) from exc
     latency_ms = (time.perf_counter() - started) * 1000.0
-    return Fetched(response.status_code, body, truncated, latency_ms)
+    return Fetched(response.status_code, body, truncated, latency_ms, not_after)
+
+
+def _cert_not_after(response: httpx.Response) -> float | None:
+    """The notAfter of the server's certificate, when the answer came over verified TLS."""
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    cert = ssl_object.getpeercert() if isinstance(ssl_object, ssl.SSLObject) else None
+    not_after = cert.get("notAfter") if cert else None
+    return float(ssl.cert_time_to_seconds(not_after)) if isinstance(not_after, str) else None
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
