@@ -1,12 +1,14 @@
 """Sidestep's probes at full speed:
-`python ours.py http|http-httpx|dns URL_OR_PORT SECONDS CONCURRENCY`.
+`python ours.py http|http-fresh|http-httpx|dns URL_OR_PORT SECONDS CONCURRENCY`.
 
 Prints one JSON line: probes completed, seconds, probes/s, CPU microseconds per probe (this
 process only: less sensitive to other work on the machine than the rate) and the outcomes
 seen. Each worker calls the probe module's public entry (`HttpProbe.check`,
 `DnsProbe.query`) in a loop. `http` is the probe as the monitor builds it (a plain
 `httpx.AsyncClient()`, which `HttpProbe` serves through its lean HTTP/1.1 client);
-`http-httpx` forces every GET through httpx (`fast=False`), for comparison."""
+`http-fresh` opens a new connection for every probe (keep-alive off, as blackbox_exporter
+does, and as the monitor does at its 60 s interval); `http-httpx` forces every GET through
+httpx (`fast=False`), the probe's path before the lean client."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import httpx
 
 from sidestep.catalogue.loader import Probe
 from sidestep.clock import SystemClock
+from sidestep.monitor.probes._http1 import Http1Client
 from sidestep.monitor.probes.dns import DnsProbe, NamedResolver
 from sidestep.monitor.probes.http import HttpProbe
 
@@ -29,8 +32,9 @@ async def main(kind: str, target: str, seconds: float, concurrency: int) -> None
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as client:
+        fresh = Http1Client(keepalive_s=0.0) if kind == "http-fresh" else None
         http = HttpProbe(client=client, clock=SystemClock(), concurrency=concurrency,
-                         fast=kind != "http-httpx")
+                         fast=kind != "http-httpx", http1=fresh)
         dns = DnsProbe(clock=SystemClock(), concurrency=concurrency)
         probe = Probe(name="web", url=target, feature="web") if kind.startswith("http") else None
         server = NamedResolver("bench", "127.0.0.1", int(target)) if kind == "dns" else None

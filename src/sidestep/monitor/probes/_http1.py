@@ -1,29 +1,26 @@
 """A lean HTTP/1.1 GET client for probes, on asyncio streams, with keep-alive pooling.
 
-Why not httpx here: a probe is one GET judged on its status and its first bytes, thousands
-of times a second. httpx/httpcore spend most of that time in their pool's bookkeeping (which
-grows with the number of pooled connections) and in anyio; this client keeps one list of
-idle connections per target and does nothing else. It is what `HttpProbe` uses by default;
-httpx stays for everything else (and for clients this module cannot stand in for).
+Why not httpx: a probe is one GET judged on its status and first bytes, thousands of times a
+second, and httpx/httpcore spend most of that in their pool's bookkeeping (which grows with
+the pooled connections) and in anyio. This keeps one list of idle connections per target.
 
 What it does, and no more:
-- GET only, HTTP/1.1, `Accept-Encoding: identity` (gzip/deflate answers are still decoded,
-  within the cap); framing by `Content-Length`, `Transfer-Encoding: chunked`, or the close
-  of the connection; 1xx answers skipped; no body for 204/304.
+- GET, HTTP/1.1, `Accept-Encoding: identity` (gzip/deflate answers are still decoded, within
+  the cap); framing by `Content-Length`, chunked, or the close of the connection; 1xx
+  answers skipped; no body for 204/304.
 - At most `max_bytes` of body is read (and at most that much decoded); a longer body is cut
   off, marked `truncated`, and its connection closed instead of drained.
 - Keep-alive: a connection whose answer was read whole goes back to the pool; idle ones older
-  than `keepalive_s` are closed. A pooled connection that fails before any byte of the answer
-  (the server closed it meanwhile) is retried once on a fresh connection.
+  than `keepalive_s` are closed. A pooled connection that breaks (reset, or closed by the
+  server meanwhile) is retried once on a new connection: a GET is safe to send again.
 - Redirects are followed up to `max_redirects` (0: not followed, as httpx's default).
-- TLS through `ssl`: verified with the given context (default: httpx's, certifi's CAs), SNI is
-  the URL's host; the certificate's notAfter is returned with each answer.
-- `route(scheme, host, port) -> (connect_host, connect_port, tls)` is asked once per request
-  (the simulator resolves names through its own DNS there and raises `FetchFailed` for DNS
-  faults); by default the URL's own host and port, resolved by the system on each new
-  connection.
-- Everything within `timeout_s`; failures are raised as `FetchFailed` with the same outcomes
-  as `_fetch.classify_error` gives httpx's errors (see `_fail`).
+- TLS through `ssl`, verified with the given context (default: httpx's, certifi's CAs), SNI
+  the URL's host; the certificate's notAfter comes back with each answer.
+- `route(scheme, host, port) -> (connect_host, connect_port, tls)` is asked on each request
+  (the simulator's resolves names through its DNS and raises `FetchFailed` for DNS faults);
+  the default connects to the URL's host and port, resolved by the system per connection.
+- Everything within `timeout_s` (checked every 20 ms by one watchdog per client); failures
+  are `FetchFailed` with the outcomes `_fetch.classify_error` gives httpx's errors (`_fail`).
 """
 
 from __future__ import annotations
@@ -63,13 +60,12 @@ class _Garbage(Exception):
 
 
 class _Conn:
-    __slots__ = ("reader", "writer", "not_after", "idle_since", "reused")
+    __slots__ = ("reader", "writer", "not_after", "idle_since")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.not_after: float | None = None
         self.idle_since = 0.0
-        self.reused = False
 
     def close(self) -> None:
         self.writer.close()
@@ -137,6 +133,7 @@ class Http1Client:
         self._idle.clear()
 
     def idle_connections(self) -> int:
+        """How many connections wait in the pool."""
         return sum(map(len, self._idle.values()))
 
     async def _fetch(self, url: str, max_bytes: int) -> _Answer:
@@ -189,7 +186,6 @@ class Http1Client:
             conn = conns.pop()
             if (now - conn.idle_since < self.keepalive_s and not conn.writer.is_closing()
                     and not conn.reader.at_eof()):
-                conn.reused = True
                 return conn
             conn.close()
         return None
@@ -236,7 +232,7 @@ class Http1Client:
 
     def _release(self, key: _Key, conn: _Conn) -> None:
         conns = self._idle.setdefault(key, [])
-        if len(conns) >= self.max_idle:
+        if len(conns) >= self.max_idle or self.keepalive_s <= 0:
             conn.close()
             return
         conn.idle_since = time.monotonic()
