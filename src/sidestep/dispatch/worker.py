@@ -103,10 +103,12 @@ async def run_once(db: Database, *, vault: Vault, adapters: Mapping[str, Adapter
                                         limit=batch, book=book)
         jobs = [_job_for(session, item, vault=vault, adapters=adapters) for item in admitted]
     gate = asyncio.Semaphore(max(1, concurrency))
+    recorder = _Recorder(db, worker=worker, rng=rng)
 
     async def send(job: _Job) -> None:
         async with gate:
-            await _send(db, job, adapters=adapters, worker=worker, clock=clock, rng=rng)
+            outcome = await _publish(job, adapters=adapters, clock=clock)
+        await recorder.record(outcome)
 
     results = await asyncio.gather(*(send(job) for job in jobs), return_exceptions=True)
     for result in results:
@@ -141,8 +143,17 @@ async def _load_job(session: AsyncSession, delivery: Delivery, *, vault: Vault,
                     adapters=adapters)
 
 
-async def _send(db: Database, job: _Job, *, adapters: Mapping[str, Adapter], worker: str,
-                clock: Clock, rng: random.Random) -> None:
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    job: _Job
+    started: datetime
+    finished: datetime
+    published: Published | None
+    error: PublishError | None
+
+
+async def _publish(job: _Job, *, adapters: Mapping[str, Adapter], clock: Clock) -> _Outcome:
+    """The one publish call, outside any transaction."""
     started = clock.now()
     published: Published | None = None
     error: PublishError | None = None
@@ -153,30 +164,69 @@ async def _send(db: Database, job: _Job, *, adapters: Mapping[str, Adapter], wor
                 job.content, job.credentials, idempotency_key=job.idempotency_key)
         except PublishError as exc:
             error = exc
-    finished = clock.now()
-    async with db.session() as session:
-        # Locked on PostgreSQL (SQLite has one writer anyway) so the lease check below and
-        # the compare-and-set see the same row.
-        delivery = await session.scalar(
-            select(Delivery).where(Delivery.id == job.delivery_id).with_for_update())
-        if delivery is None:  # the post was deleted while we sent
-            return
-        await record_attempt(
-            session, delivery_id=delivery.id, started_at=started, finished_at=finished,
-            outcome=_outcome(published, error),
-            error_class=error.error_class if error else ("setup" if job.problem else None),
-            error_detail=str(error) if error else job.problem)
-        if delivery.state != DeliveryState.SENDING or delivery.lease_owner != worker:
-            await _lease_lost(session, delivery, published=published, worker=worker,
-                              at=finished)
-            return
-        breaker_open = await _note_on_breaker(session, job, published, error, at=finished)
-        if isinstance(error, AuthExpired):
-            await _flag_reconnect(session, job, str(error), at=finished)
-        new, reason, changes = _decide(published, error, job, rng=rng, at=finished,
-                                       breaker_open=breaker_open)
-        await transition_delivery(session, delivery, new, at=finished, reason=reason,
-                                  changes=_RELEASE_LEASE | changes)
+    return _Outcome(job, started, clock.now(), published, error)
+
+
+class _Recorder:
+    """Writes finished sends, whatever has finished meanwhile in one transaction.
+
+    Why group: on SQLite, dozens of concurrent one-row transactions contend for the single
+    write lock and spend their time in its busy-wait; one writer at a time that takes every
+    outcome waiting is as durable (each outcome is committed before `record` returns) and
+    far faster. Each delivery's attempt and state still change together, with its lease
+    checked, in the transaction that holds them.
+    """
+
+    def __init__(self, db: Database, *, worker: str, rng: random.Random) -> None:
+        self.db, self.worker, self.rng = db, worker, rng
+        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[_Outcome, asyncio.Future[None]]] = []
+
+    async def record(self, outcome: _Outcome) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcome, done))
+        async with self._lock:
+            if not done.done():
+                group, self._waiting = self._waiting, []
+                try:
+                    async with self.db.session() as session:
+                        for item, _ in group:
+                            await _record(session, item, worker=self.worker, rng=self.rng)
+                except BaseException as exc:
+                    for _, waiter in group:
+                        if waiter is not done:
+                            waiter.set_exception(exc)
+                    raise
+                for _, waiter in group:
+                    waiter.set_result(None)
+        await done
+
+
+async def _record(session: AsyncSession, outcome: _Outcome, *, worker: str,
+                  rng: random.Random) -> None:
+    job, published, error, finished = outcome.job, outcome.published, outcome.error, \
+        outcome.finished
+    # Locked on PostgreSQL (SQLite has one writer anyway) so the lease check below and
+    # the compare-and-set see the same row.
+    delivery = await session.scalar(
+        select(Delivery).where(Delivery.id == job.delivery_id).with_for_update())
+    if delivery is None:  # the post was deleted while we sent
+        return
+    await record_attempt(
+        session, delivery_id=delivery.id, started_at=outcome.started, finished_at=finished,
+        outcome=_outcome(published, error),
+        error_class=error.error_class if error else ("setup" if job.problem else None),
+        error_detail=str(error) if error else job.problem)
+    if delivery.state != DeliveryState.SENDING or delivery.lease_owner != worker:
+        await _lease_lost(session, delivery, published=published, worker=worker, at=finished)
+        return
+    breaker_open = await _note_on_breaker(session, job, published, error, at=finished)
+    if isinstance(error, AuthExpired):
+        await _flag_reconnect(session, job, str(error), at=finished)
+    new, reason, changes = _decide(published, error, job, rng=rng, at=finished,
+                                   breaker_open=breaker_open)
+    await transition_delivery(session, delivery, new, at=finished, reason=reason,
+                              changes=_RELEASE_LEASE | changes)
 
 
 async def _note_on_breaker(session: AsyncSession, job: _Job, published: Published | None,

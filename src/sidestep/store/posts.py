@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sidestep.domain.states import DeliveryState, FallbackPolicy, check_delivery_transition
 from sidestep.store.events import record_event
@@ -199,8 +200,10 @@ async def transition_delivery(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleState(f"delivery {delivery.id} is no longer {old}")
+    # Mirror the change on the object without marking it dirty: the UPDATE above already
+    # wrote it, and a dirty object would be written again (unconditionally) at the next flush.
     for key, value in values.items():
-        setattr(delivery, key, value)
+        set_committed_value(delivery, key, value)
     await record_event(
         session, type=f"delivery.{new.value}", workspace_id=delivery.workspace_id,
         payload={"delivery_id": delivery.id, "post_id": delivery.post_id,
