@@ -30,6 +30,7 @@ T = TypeVar("T")
 class Published:
     external_id: str
     url: str | None = None
+    note: str | None = None  # what a person should know about a post that did go out
 
 
 @dataclass(frozen=True, slots=True)

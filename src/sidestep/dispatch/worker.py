@@ -28,15 +28,24 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sidestep.channels.adapt import adapt
 from sidestep.channels.base import Adapter, Published
-from sidestep.channels.errors import AuthExpired, PlatformOutage, PublishError, Unknown
+from sidestep.channels.errors import (
+    AuthExpired,
+    PlatformOutage,
+    PublishError,
+    Rejected,
+    Unknown,
+)
+from sidestep.channels.uploads import MediaStore
 from sidestep.clock import Clock
 from sidestep.dispatch import breaker as breakers
 from sidestep.dispatch.admission import Admitted, claim_admitted
@@ -44,7 +53,7 @@ from sidestep.dispatch.backoff import next_delay_s
 from sidestep.dispatch.failover import tend_held
 from sidestep.dispatch.policy import BreakerView
 from sidestep.dispatch.quotas import QuotaBook
-from sidestep.domain.content import Content
+from sidestep.domain.content import Content, MediaItem
 from sidestep.domain.states import ChannelStatus, DeliveryState
 from sidestep.store.channels import Channels
 from sidestep.store.db import Database
@@ -78,19 +87,23 @@ class _Job:
     content: Content | None = None
     credentials: Credentials | None = None
     problem: str | None = None  # set when the job cannot be sent at all
+    media: tuple[dict[str, Any], ...] = ()  # the post's stored files, loaded before the call
+    variant: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_once(db: Database, *, vault: Vault, adapters: Mapping[str, Adapter], worker: str,
                    clock: Clock, rng: random.Random, lease_s: float = 120,
                    batch: int = 20, concurrency: int = DEFAULT_CONCURRENCY,
-                   quotas: QuotaBook | None = None, tend: bool = True) -> int:
+                   quotas: QuotaBook | None = None, tend: bool = True,
+                   media_dir: Path | None = None) -> int:
     """One pass of the worker. Returns how many deliveries it claimed (and settled).
 
     `tend` runs `tend_held` first (release, reroute, fail held deliveries); a process that
     runs it on its own schedule or on `platform.state_changed` events may pass False.
     Adapter errors are settled on the delivery; anything else (a bug, the database gone)
     propagates, leaving the delivery `sending` until its lease runs out and `reconcile`
-    takes it.
+    takes it. `media_dir` is the data directory holding the composer's uploads; a post with
+    files fails visibly without it.
     """
     book = quotas or QuotaBook.default()
     if tend:
@@ -107,7 +120,7 @@ async def run_once(db: Database, *, vault: Vault, adapters: Mapping[str, Adapter
 
     async def send(job: _Job) -> None:
         async with gate:
-            outcome = await _publish(job, adapters=adapters, clock=clock)
+            outcome = await _publish(job, adapters=adapters, clock=clock, media_dir=media_dir)
         await recorder.record(outcome)
 
     results = await asyncio.gather(*(send(job) for job in jobs), return_exceptions=True)
@@ -131,8 +144,11 @@ def _job_for(session: AsyncSession, item: Admitted, *, vault: Vault,
                                vault=vault).credentials(channel)
     except VaultError as exc:
         return replace(job, problem=str(exc))
+    variant = (item.post.variants or {}).get(str(channel.id)) or {}
     return replace(job, content=Content(text=item.post.body, link=item.post.link),
-                   credentials=credentials)
+                   credentials=credentials,
+                   media=tuple(m for m in item.post.media or [] if isinstance(m, dict)),
+                   variant=variant if isinstance(variant, dict) else {})
 
 
 async def _load_job(session: AsyncSession, delivery: Delivery, *, vault: Vault,
@@ -152,19 +168,63 @@ class _Outcome:
     error: PublishError | None
 
 
-async def _publish(job: _Job, *, adapters: Mapping[str, Adapter], clock: Clock) -> _Outcome:
-    """The one publish call, outside any transaction."""
+async def _publish(job: _Job, *, adapters: Mapping[str, Adapter], clock: Clock,
+                   media_dir: Path | None = None) -> _Outcome:
+    """The one publish call (one per thread part), outside any transaction."""
     started = clock.now()
     published: Published | None = None
     error: PublishError | None = None
     if job.problem is None:
         assert job.content is not None and job.credentials is not None
         try:
-            published = await adapters[job.platform].publish(
-                job.content, job.credentials, idempotency_key=job.idempotency_key)
+            published = await _publish_adapted(job, adapters[job.platform], media_dir)
         except PublishError as exc:
             error = exc
     return _Outcome(job, started, clock.now(), published, error)
+
+
+async def _publish_adapted(job: _Job, adapter: Adapter, media_dir: Path | None) -> Published:
+    """Adapt the post to the platform's limits (as the composer's preview showed) and send it.
+
+    A thread goes out part by part, each replying to the one before; only the first carries
+    the delivery's own idempotency key, so a lookup after a crash finds the thread's start.
+    A part after the first that fails does not un-send the start: the delivery is sent and
+    its `last_error` names what is missing.
+    """
+    assert job.content is not None and job.credentials is not None
+    media = await _load_media(job, media_dir)
+    adaptation = adapt(replace(job.content, media=media), adapter, variant=job.variant)
+    if not adaptation.ok:
+        raise Rejected("; ".join(problem.message for problem in adaptation.problems))
+    first = await adapter.publish(adaptation.parts[0], job.credentials,
+                                  idempotency_key=job.idempotency_key)
+    previous = first
+    for index, part in enumerate(adaptation.parts[1:], start=2):
+        try:
+            previous = await adapter.publish(
+                replace(part, reply_to=previous.external_id), job.credentials,
+                idempotency_key=f"{job.idempotency_key}.{index}")
+        except PublishError as exc:
+            log.warning("delivery %s: thread part %d of %d not published: %s",
+                        job.delivery_id, index, len(adaptation.parts), exc)
+            return replace(first, note=f"thread incomplete: part {index} of "
+                           f"{len(adaptation.parts)} failed ({exc.error_class}: {exc})")
+    return first
+
+
+async def _load_media(job: _Job, media_dir: Path | None) -> tuple[MediaItem, ...]:
+    if not job.media:
+        return ()
+    if media_dir is None:
+        raise Rejected("the post has files but this worker was given no media directory")
+    store = MediaStore(media_dir, workspace_id=job.workspace_id)
+    items = []
+    for entry in job.media:
+        item = await store.load(entry)
+        if item is None:
+            raise Rejected(f"the file {entry.get('filename', '?')} is gone from the media store")
+        items.append(item)
+    return tuple(items)
 
 
 class _Recorder:
@@ -267,9 +327,9 @@ def _decide(published: Published | None, error: PublishError | None, job: _Job, 
             breaker_open: bool = False) -> tuple[DeliveryState, str, dict[str, Any]]:
     """The delivery's next state, the event's reason and the columns to set."""
     if published is not None:
-        return DeliveryState.SENT, "published", {
+        return DeliveryState.SENT, published.note or "published", {
             "external_id": published.external_id, "external_url": published.url,
-            "last_error": None}
+            "last_error": published.note}
     if error is None:
         problem = job.problem or "nothing was sent"
         return DeliveryState.FAILED, problem, {"last_error": problem}

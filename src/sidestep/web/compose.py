@@ -23,6 +23,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from sidestep.channels.uploads import (
+    MAX_UPLOAD_BYTES,
+    MIME_OF_EXTENSION,
+    MediaError,
+    MediaStore,
+    StoredImage,
+)
 from sidestep.dispatch.policy import DispatchSettings
 from sidestep.domain.content import Content, MediaItem
 from sidestep.domain.states import FallbackPolicy
@@ -31,13 +38,6 @@ from sidestep.store.posts import NewPost, PostError, Posts
 from sidestep.store.tables import Channel
 from sidestep.web import calendar, timeline
 from sidestep.web.deps import AsEditor, AsViewer, WorkspaceAccess, get_runtime
-from sidestep.web.media import (
-    MAX_UPLOAD_BYTES,
-    MIME_OF_EXTENSION,
-    MediaError,
-    MediaStore,
-    StoredImage,
-)
 from sidestep.web.pages import chrome
 from sidestep.web.posting import (
     body_problem,

@@ -19,9 +19,9 @@ import httpx
 
 from sidestep.channels.adapt import adapt
 from sidestep.channels.base import Adapter, all_adapters
+from sidestep.channels.uploads import MediaStore
 from sidestep.domain.content import Content, Problem
 from sidestep.store.tables import Channel
-from sidestep.web.media import MediaStore
 
 __all__ = ["ChannelPreview", "PartPreview", "preview_channels"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from sidestep.channels.uploads import MediaStore
 from sidestep.store.post_history import timeline
 from sidestep.store.posts import Posts
 from sidestep.store.tables import Channel
 from sidestep.web.deps import AsViewer, get_runtime
-from sidestep.web.media import MediaStore
 from sidestep.web.pages import chrome
 from sidestep.web.posting import workspace_zone
 from sidestep.web.views import render
