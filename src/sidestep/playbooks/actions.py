@@ -42,12 +42,11 @@ _UNSENT = (DeliveryState.SCHEDULED.value, DeliveryState.DUE.value, DeliveryState
 
 async def _affected_posts(session: AsyncSession, ctx: RunContext) -> list[Post]:
     """Posts with an unsent delivery of their own on a channel of an affected platform."""
-    query = (select(Post).join(Delivery, Delivery.post_id == Post.id)
-             .join(Channel, Channel.id == Delivery.channel_id)
-             .where(Post.workspace_id == ctx.workspace_id,
-                    Channel.platform.in_(list(ctx.platforms)),
-                    Delivery.origin_delivery_id.is_(None), Delivery.state.in_(_UNSENT))
-             .distinct().order_by(Post.id))
+    unsent = (select(Delivery.post_id).join(Channel, Channel.id == Delivery.channel_id)
+              .where(Delivery.workspace_id == ctx.workspace_id,
+                     Channel.platform.in_(list(ctx.platforms)),
+                     Delivery.origin_delivery_id.is_(None), Delivery.state.in_(_UNSENT)))
+    query = select(Post).where(Post.id.in_(unsent)).order_by(Post.id)
     return list((await session.scalars(query)).all())
 
 

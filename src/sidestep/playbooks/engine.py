@@ -118,7 +118,7 @@ class PlaybookEngine:
                     if trigger.kind == "manual" and event.type == "playbook.manual" and \
                             event.payload.get("playbook") == playbook.name:
                         found.append(Match(
-                            "manual", f"manual@event:{event.id}",
+                            f"manual:{event.id}", f"manual:{event.id}@event",
                             list(event.payload.get("platforms") or []), "manual",
                             event.created_at, event_id=event.id,
                             chain=tuple(event.payload.get("chain") or [])))
@@ -179,8 +179,8 @@ class PlaybookEngine:
             inside = start <= local < end if start <= end else (local >= start or local < end)
             if not inside:
                 return False
-        if conditions.channels_affected and match.subject not in ("manual", INTERNET) \
-                and not match.subject.startswith("deliverable:"):
+        if conditions.channels_affected and match.subject != INTERNET \
+                and not match.subject.startswith(("deliverable:", "manual:")):
             count = await session.scalar(select(func.count()).select_from(Channel).where(
                 Channel.workspace_id == workspace_id, Channel.status == "active",
                 Channel.platform.in_(match.platforms)))

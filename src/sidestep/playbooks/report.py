@@ -5,8 +5,8 @@
                       first fault hit; time to detect = detected - onset
     first contact     the first message that reached the audience after the onset: a sent
                       fallback delivery, a sent playbook post, or a crisis email accepted
-    planned reach     per post with a delivery held on a fallen platform: the audience sizes
-                      of those channels
+    planned reach     per post with a delivery of its own held or rerouted: the audience
+                      sizes of those channels
     reached           per such post: the audience of its fallback deliveries that were sent,
                       capped at its planned reach (no credit for shouting louder elsewhere);
                       share = sum reached / sum planned
@@ -90,8 +90,10 @@ async def measure(db: Database, *, workspace_id: int, scenario: Scenario, playbo
                       if a.kind == "post_message" and "post_id" in a.data}
     sent_at = {e.payload["delivery_id"]: e.created_at for e in events
                if e.type == "delivery.sent" and "delivery_id" in e.payload}
+    # Held by the gate, or rerouted at once (the dispatcher skips `held` under mirror_now).
     held_ids = {e.payload["delivery_id"] for e in events
-                if e.type == "delivery.held" and e.workspace_id == workspace_id}
+                if e.type in ("delivery.held", "delivery.rerouted")
+                and e.workspace_id == workspace_id}
     fallbacks_sent: dict[str, int] = {}
     playbook_sent: dict[str, int] = {}
     contacts: list[datetime] = [r.sent_at for r in emails if r.sent_at is not None]

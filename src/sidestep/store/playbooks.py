@@ -92,7 +92,10 @@ class PlaybookRuns:
                            payload={"run_id": run.id, "playbook": run.playbook,
                                     "old": run.state, "state": new.value, "detail": detail},
                            at=at)
-        await self.session.refresh(run)
+        # `run` may come from another session: carry the values over, no refresh.
+        run.state, run.detail, run.updated_at = new.value, detail, at
+        if new in FINISHED:
+            run.finished_at = at
         return True
 
     async def get(self, run_id: int) -> PlaybookRun | None:
