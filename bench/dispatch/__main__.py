@@ -191,7 +191,7 @@ def main() -> None:
                         help="Where the SQLite file goes")
     args = parser.parse_args()
     fork = multiprocessing.get_context("fork")
-    clock = ScaledClock(epoch=time.time())
+    clock = ScaledClock(epoch=time.time(), speed=600)
     with _SimulatorProcess(fork, clock, seed=1) as sim:
         measure("SQLite", f"sqlite+aiosqlite:///{args.tmp}/bench-{uuid.uuid4().hex[:8]}.db",
                 workers=1, deliveries=args.deliveries, fork=fork, sim=sim, clock=clock)

@@ -22,9 +22,9 @@ import typer
 import uvicorn
 
 from sidestep.channels.http import make_client
-from sidestep.cli.common import UsageError, console, run
+from sidestep.cli.common import UsageError, console, err_console, run
 from sidestep.config import Settings
-from sidestep.dispatch.process import WorkerOptions, WorkerProcess, build_adapters
+from sidestep.dispatch.process import WorkerOptions, WorkerProcess, WorkerStats, build_adapters
 from sidestep.logs import configure_logging
 from sidestep.runtime import Runtime
 
@@ -93,7 +93,7 @@ async def run_worker(runtime: Runtime, *, simulator: str | None = None,
         process.install_signal_handlers()
         console.print(f"Worker {process.name} is running (Ctrl-C stops it after the sends "
                       "under way).")
-        await process.run()
+        await _until_stopped(asyncio.create_task(process.run(), name="sidestep-worker"))
 
 
 async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | None = None,
@@ -122,7 +122,17 @@ async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | 
         finally:
             if not process.stopping:
                 process.request_stop()
-            await working
+            await _until_stopped(working)
+
+
+async def _until_stopped(working: asyncio.Task[WorkerStats]) -> None:
+    """Wait for the worker's task; a forced stop (second signal) is said, not raised."""
+    try:
+        await working
+    except asyncio.CancelledError:
+        if not working.cancelled():
+            raise  # this task itself was cancelled, not the worker's
+        err_console.print("Stopped at once: deliveries under way are left to reconciliation.")
 
 
 @asynccontextmanager
