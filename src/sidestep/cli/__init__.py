@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sidestep.cli import archive, campaign, dispatch, email, monitor, report, site
+from sidestep.cli import archive, campaign, dispatch, email, monitor, playbooks, report, site
 from sidestep.cli.accounts import init, token_app
 from sidestep.cli.channel_test import channel_test as channel_test_command
 from sidestep.cli.connect import channel_connect
@@ -32,7 +32,7 @@ channel_app.command("connect")(channel_connect)
 app.add_typer(channel_app, name="channel")
 app.add_typer(post_app, name="post")
 app.add_typer(token_app, name="token")
-for area in (dispatch, monitor, email, campaign, archive, report, site):
+for area in (dispatch, monitor, email, campaign, archive, report, site, playbooks):
     area.register(app)
 
 

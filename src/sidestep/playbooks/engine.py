@@ -153,7 +153,9 @@ class PlaybookEngine:
             if trigger.kind == "platform":
                 rented = platform in catalogue and catalogue.get(platform).kind != "owned"
                 if (trigger.platforms and platform not in trigger.platforms) or (
-                        not trigger.platforms and not rented):
+                        not trigger.platforms and not rented) or (
+                        platform in catalogue
+                        and catalogue.get(platform).owner in trigger.exclude_owners):
                     continue
             elif platform not in catalogue or catalogue.get(platform).owner != trigger.owner:
                 continue

@@ -96,6 +96,7 @@ class Trigger(BaseModel):
     status: list[Literal["down", "degraded"]] = ["down"]
     features: list[str] = []
     for_: Duration = Field(default=timedelta(0), alias="for")
+    exclude_owners: list[str] = []  # platform: not the platforms of these companies
 
     @model_validator(mode="after")
     def _coherent(self) -> Trigger:

@@ -1,8 +1,9 @@
 """Webhook URLs: public addresses only, so a playbook cannot reach into private networks.
 
 `check_public_url` resolves the host and refuses the URL when any address it resolves to is
-private, loopback, link-local, multicast, reserved or unspecified (SSRF). The address that
-was checked is returned so the caller connects to it and not to a second lookup's answer.
+private, loopback, link-local, multicast, reserved or unspecified (SSRF). Known gap: the
+request then resolves the name again, so a DNS answer that changes between the check and the
+request (rebinding) is not caught; pinning the checked address is still to do.
 """
 
 from __future__ import annotations

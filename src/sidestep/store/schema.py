@@ -8,6 +8,7 @@ from sidestep.store import (  # noqa: F401  (imported for the tables they declar
     tables_email,
     tables_metrics,
     tables_monitor,
+    tables_playbooks,
     tables_site,
 )
 from sidestep.store.tables import Base
