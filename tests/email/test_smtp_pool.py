@@ -243,9 +243,97 @@ async def test_smtp_sink_dropping_the_line_before_data_defers(
     assert result.outcome is Outcome.DEFERRED
 
 
-async def test_smtp_sink_stalling_on_data_is_unknown_not_failed(
+async def test_smtp_sink_stalling_on_the_data_command_defers(
         smtp_sink: Callable[..., int]) -> None:
+    """`-w` delays the reply to the DATA command: the message itself was never written, so
+    the server cannot have it and the recipient is deferred, not left unknown."""
     pool = pool_for(("127.0.0.1", smtp_sink("-w", "5")), timeout_s=0.5)
     result = await send(pool, "a@example.org")
     await pool.close()
-    assert result.outcome is Outcome.UNKNOWN
+    assert result.outcome is Outcome.DEFERRED
+    assert "before the message was sent" in result.reply
+
+
+# --- PIPELINING (RFC 2920) ------------------------------------------------------------------
+
+async def _strict_pipelining_server(
+        received: list[bytes], *, rcpt_reply: bytes = b"250 ok") -> tuple[asyncio.Server, int]:
+    """A server that advertises PIPELINING and answers MAIL only once RCPT and DATA have
+    arrived too: a client waiting for each reply stalls and times out."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 strict ESMTP\r\n")
+        await writer.drain()
+        while line := await reader.readline():
+            if line.upper().startswith((b"EHLO", b"HELO")):
+                writer.write(b"250-strict\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif line.upper().startswith(b"MAIL"):
+                group = [line, await reader.readline(), await reader.readline()]
+                received.append(b"".join(group))
+                data_ok = rcpt_reply.startswith(b"2")
+                writer.write(b"250 sender ok\r\n" + rcpt_reply + b"\r\n"
+                             + (b"354 go on\r\n" if data_ok else b"554 no valid recipients\r\n"))
+                if data_ok:
+                    await writer.drain()
+                    body = b""
+                    while (chunk := await reader.readline()) not in (b".\r\n", b""):
+                        body += chunk
+                    received.append(body)
+                    writer.write(b"250 2.0.0 queued\r\n")
+            elif line.upper().startswith(b"RSET"):
+                writer.write(b"250 reset\r\n")
+            elif line.upper().startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"502 what\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_with_pipelining_the_envelope_goes_in_one_write_and_dots_are_stuffed() -> None:
+    received: list[bytes] = []
+    server, port = await _strict_pipelining_server(received)
+    pool = pool_for(("127.0.0.1", port))
+    message = b"Subject: dots\r\n\r\n.leading dot\r\nbare LF\n.\r\nend"
+    try:
+        first = await pool.send(sender="b@brand.example", recipient="a@example.org",
+                                message=message)
+        second = await send(pool, "c@example.org")
+    finally:
+        await pool.close()
+        server.close()
+    assert first.outcome is Outcome.SENT and second.outcome is Outcome.SENT, (first, second)
+    assert received[0] == (b"MAIL FROM:<b@brand.example>\r\nRCPT TO:<a@example.org>\r\n"
+                           b"DATA\r\n")
+    assert received[1] == (b"Subject: dots\r\n\r\n..leading dot\r\nbare LF\r\n..\r\n"
+                           b"end\r\n")
+
+
+async def test_a_pipelined_refusal_reports_the_first_refused_command() -> None:
+    received: list[bytes] = []
+    server, port = await _strict_pipelining_server(received, rcpt_reply=b"452 4.2.2 full")
+    pool = pool_for(("127.0.0.1", port))
+    try:
+        refused = await send(pool, "a@example.org")
+    finally:
+        await pool.close()
+        server.close()
+    assert refused.outcome is Outcome.DEFERRED and refused.code == 452, refused
+
+
+async def test_without_pipelining_the_strict_server_stalls_the_envelope() -> None:
+    """The same server with pipelining switched off: the client waits for the MAIL reply
+    that never comes, and the recipient is deferred (the message was never sent)."""
+    server, port = await _strict_pipelining_server([])
+    pool = pool_for(("127.0.0.1", port), pipelining=False, timeout_s=0.3)
+    try:
+        result = await send(pool, "a@example.org")
+    finally:
+        await pool.close()
+        server.close()
+    assert result.outcome is Outcome.DEFERRED, result

@@ -92,6 +92,11 @@ class SendSettings:
     # Prepare (render, sign) the next batch while this one is on the wire. Faster, but a
     # crash then also leaves the prepared batch `unknown` though none of it was sent.
     prefetch: bool = False
+    # Group commit: the result writer gathers replies for up to this long (or until
+    # `record_batch` are waiting) before one transaction. A crash can leave the replies of
+    # that window `unknown` (never resent), as it can the messages on the wire.
+    record_window_s: float = 0.05
+    record_batch: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +306,10 @@ class CampaignSender:
 
         Why not once per batch: a result written only when the whole batch is done would
         leave messages the server already accepted in `sending` if the process died
-        meanwhile, and they would come back `unknown`. Written as they arrive, only the
-        messages truly in flight at a crash are left uncertain.
+        meanwhile, and they would come back `unknown`. Written in small groups as they
+        arrive (one transaction per `record_window_s` or `record_batch` replies, whichever
+        comes first), only the messages in flight or answered within that window at a crash
+        are left uncertain; one commit per reply cost more than the sending itself.
         """
         buffer: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
             (r, None) for r in settled]
@@ -322,9 +329,12 @@ class CampaignSender:
                 wake.set()
 
         async def writer() -> None:
+            window = self.settings.record_window_s
             while True:
                 await wake.wait()
                 wake.clear()
+                if remaining and window > 0 and len(buffer) < self.settings.record_batch:
+                    await asyncio.sleep(window)
                 taken = buffer[:]
                 del buffer[:]
                 if taken:

@@ -33,6 +33,8 @@ from typing import Literal
 
 import aiosmtplib
 
+from sidestep.email.smtp_wire import Wire, WireBroken, WireRefused
+
 __all__ = ["Outcome", "PoolPolicy", "SendResult", "SmtpPool", "SmtpServer", "classify_reply"]
 
 REPLY_CAP = 500
@@ -84,6 +86,8 @@ class PoolPolicy:
     slowdown_initial_s: float = 0.5
     slowdown_max_s: float = 30.0
     helo_name: str | None = None
+    # Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
+    pipelining: bool = True
 
     def __post_init__(self) -> None:
         if self.connections < 1:
@@ -149,20 +153,23 @@ class _Pacer:
 
 
 class _Session:
-    """One pooled connection slot; reconnects (with failover) when needed."""
+    """One pooled connection slot; reconnects (with failover) when needed.
+
+    aiosmtplib opens the connection (EHLO, STARTTLS, AUTH); `Wire` then runs the
+    transactions on it, pipelined when the server offers PIPELINING."""
 
     def __init__(self, pool: SmtpPool) -> None:
         self._pool = pool
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._wire: Wire | None = None
         self._server: SmtpServer | None = None
         self._used = 0
 
-    async def _connect(self) -> tuple[aiosmtplib.SMTP, SmtpServer]:
+    async def _connect(self) -> tuple[Wire, SmtpServer]:
         pool = self._pool
         policy = pool.policy
-        if (self._smtp is not None and self._server is not None and self._smtp.is_connected
+        if (self._wire is not None and self._server is not None and self._wire.is_open
                 and self._used < policy.messages_per_connection):
-            return self._smtp, self._server
+            return self._wire, self._server
         await self.close()
         problems = []
         for server in pool.servers:
@@ -177,64 +184,65 @@ class _Session:
             )
             try:
                 await smtp.connect()
+                if smtp.is_ehlo_or_helo_needed:
+                    await smtp.ehlo()
+                transport = smtp.transport
+                if transport is None:
+                    raise OSError("the connection closed right after it opened")
             except (aiosmtplib.SMTPException, OSError) as exc:
+                smtp.close()
                 pool.server_down_until[server.label] = time.monotonic() + policy.server_retry_s
                 problems.append(f"{server.label}: {_short(exc)}")
                 continue
-            self._smtp, self._server, self._used = smtp, server, 0
-            return smtp, server
+            self._wire = Wire(transport, pipelining=smtp.supports_extension("pipelining")
+                              and policy.pipelining, timeout_s=policy.timeout_s)
+            self._server, self._used = server, 0
+            return self._wire, server
         raise _NoServer("; ".join(problems) or "no SMTP server configured")
 
     async def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
         try:
-            smtp, server = await self._connect()
+            wire, server = await self._connect()
         except _NoServer as exc:
             return SendResult(Outcome.DEFERRED, None,
                               f"no SMTP server reachable ({exc})"[:REPLY_CAP])
         label = server.label
         self._used += 1
         try:
-            await smtp.mail(sender)
-            await smtp.rcpt(recipient)
-        except aiosmtplib.SMTPResponseException as exc:
+            reply = await wire.send(sender, recipient, message)
+        except WireRefused as exc:
             await self._after_refusal(exc.code)
-            return classify_reply(exc.code, exc.message, server=label)
-        except (aiosmtplib.SMTPException, OSError) as exc:
+            return classify_reply(exc.code, exc.text, server=label)
+        except WireBroken as exc:
             await self.close()
+            if exc.in_flight:
+                return SendResult(Outcome.UNKNOWN, None,
+                                  f"connection lost while the message was in flight: "
+                                  f"{_short(exc)}", label)
             return SendResult(Outcome.DEFERRED, None,
                               f"connection lost before the message was sent: {_short(exc)}",
                               label)
-        try:
-            response = await smtp.data(message)
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._after_refusal(exc.code)
-            return classify_reply(exc.code, exc.message, server=label)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return SendResult(Outcome.UNKNOWN, None,
-                              f"connection lost while the message was in flight: "
-                              f"{_short(exc)}", label)
-        return SendResult(Outcome.SENT, response.code,
-                          f"{response.code} {response.message}"[:REPLY_CAP], label)
+        return SendResult(Outcome.SENT, reply.code,
+                          f"{reply.code} {reply.text}"[:REPLY_CAP], label)
 
     async def _after_refusal(self, code: int) -> None:
         """421 closes the session (RFC 5321 4.2.2); otherwise reset the transaction."""
-        if code == 421 or self._smtp is None:
+        if code == 421 or self._wire is None:
             await self.close()
             return
         try:
-            await self._smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
+            await self._wire.reset()
+        except (WireBroken, OSError):
             await self.close()
 
     async def close(self) -> None:
-        smtp, self._smtp, self._server = self._smtp, None, None
-        if smtp is None or not smtp.is_connected:
+        wire, self._wire, self._server = self._wire, None, None
+        if wire is None:
             return
         try:
-            await asyncio.wait_for(smtp.quit(), timeout=2)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            smtp.close()
+            await wire.quit()
+        except OSError:
+            wire.abort()
 
 
 def _short(exc: BaseException) -> str:
