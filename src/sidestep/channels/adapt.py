@@ -76,12 +76,15 @@ def numbering(index: int, total: int) -> str:
 
 
 def adapt(content: Content, adapter: Adapter, *, variant: Mapping[str, Any] | None = None,
-          permalink: str | None = None) -> Adaptation:
+          permalink: str | None = None,
+          host_media: Callable[[MediaItem], str] | None = None) -> Adaptation:
     """`content` adapted to `adapter`'s platform (see the module docstring for the rules).
 
     `variant` is this channel's entry of `Post.variants`; `permalink` the full post's public
     address (the owned site's archive page), appended when text must be shortened. Never
-    raises for any content: what cannot be done is a `Problem` in the result.
+    raises for any content: what cannot be done is a `Problem` in the result. `host_media`
+    gives a file without a public URL one (the worker's `MediaHost`), for platforms that
+    fetch media themselves; a preview passes none and shows what would be missing.
     """
     limits = adapter.entry.limits
     changes: list[str] = []
@@ -91,6 +94,8 @@ def adapt(content: Content, adapter: Adapter, *, variant: Mapping[str, Any] | No
         content = _strip_links(content, adapter.entry.name, changes)
         permalink = None
     media = _fit_media(content.media, adapter, changes, problems)
+    if host_media is not None:
+        media = tuple(m if m.url else dataclasses.replace(m, url=host_media(m)) for m in media)
     plan = _Plan(adapter, content, _media_batches(media, adapter, changes))
     texts: list[str] | None = [content.text]
     if len(plan.batches) > 1 or not plan.fits(0, content.text):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import io
 import re
 from dataclasses import dataclass
@@ -22,15 +23,18 @@ from typing import Any
 from PIL import Image
 
 from sidestep.channels.images import UnreadableImage, human_bytes
+from sidestep.config import Settings
 from sidestep.domain.content import MediaItem, MediaKind
+from sidestep.vault import KEY_FILE_NAME, load_or_create_key_file
 
-__all__ = ["MAX_UPLOAD_BYTES", "MediaError", "MediaStore", "StoredImage"]
+__all__ = ["MAX_UPLOAD_BYTES", "MediaError", "MediaHost", "MediaStore", "StoredImage"]
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
 MIME_OF_EXTENSION = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif",
-                     "webp": "image/webp"}
-_REF = re.compile(r"^[0-9a-f]{64}\.(jpg|png|gif|webp)$")
+                     "webp": "image/webp", "mp4": "video/mp4"}
+EXTENSION_OF_MIME = {mime: ext for ext, mime in MIME_OF_EXTENSION.items()} | {"image/jpg": "jpg"}
+_REF = re.compile(r"^[0-9a-f]{64}\.(jpg|png|gif|webp|mp4)$")
 
 
 class MediaError(ValueError):
@@ -121,3 +125,42 @@ def _clean_name(filename: str, extension: str) -> str:
     stem = Path(filename or "image").name.rsplit(".", 1)[0]
     stem = re.sub(r"[^\w.-]+", "-", stem).strip("-.")[:80] or "image"
     return f"{stem}.{extension}"
+
+
+class MediaHost:
+    """Public, signed addresses of a workspace's files, for platforms that fetch media from a
+    URL themselves (Instagram, Threads, Pinterest). A file is reachable only through a URL
+    this installation signed; the signature binds the workspace and the file's hash."""
+
+    def __init__(self, data_dir: Path, *, base_url: str, secret: bytes) -> None:
+        self.data_dir = data_dir
+        self.base_url = base_url.rstrip("/")
+        self._secret = secret
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaHost:
+        if settings.secret_key is not None:
+            key = settings.secret_key.get_secret_value().encode()
+        else:
+            key = load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
+        secret = hmac.new(key, b"sidestep public media v1", hashlib.sha256).digest()
+        return cls(settings.data_dir, base_url=settings.public_url, secret=secret)
+
+    def url_for(self, workspace_id: int, item: MediaItem) -> str:
+        """Keep `item`'s bytes in the workspace's store (a small synchronous write, called
+        from adaptation) and return their signed public URL."""
+        extension = EXTENSION_OF_MIME.get(item.mime_type)
+        if extension is None:
+            raise MediaError(f"{item.mime_type} files cannot be given a public address")
+        ref = f"{hashlib.sha256(item.data).hexdigest()}.{extension}"
+        path = MediaStore(self.data_dir, workspace_id=workspace_id).root / ref
+        if not path.exists():
+            _write(path, item.data)
+        return f"{self.base_url}/media/{workspace_id}/{ref}?sig={self.signature(workspace_id, ref)}"
+
+    def signature(self, workspace_id: int, ref: str) -> str:
+        mac = hmac.new(self._secret, f"{workspace_id}/{ref}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    def verify(self, workspace_id: int, ref: str, signature: str) -> bool:
+        return hmac.compare_digest(self.signature(workspace_id, ref), signature)

@@ -45,7 +45,7 @@ from sidestep.channels.errors import (
     Rejected,
     Unknown,
 )
-from sidestep.channels.uploads import MediaStore
+from sidestep.channels.uploads import MediaHost, MediaStore
 from sidestep.clock import Clock
 from sidestep.dispatch import breaker as breakers
 from sidestep.dispatch.admission import Admitted, claim_admitted
@@ -95,16 +95,19 @@ async def run_once(db: Database, *, vault: Vault, adapters: Mapping[str, Adapter
                    clock: Clock, rng: random.Random, lease_s: float = 120,
                    batch: int = 20, concurrency: int = DEFAULT_CONCURRENCY,
                    quotas: QuotaBook | None = None, tend: bool = True,
-                   media_dir: Path | None = None) -> int:
+                   media_dir: Path | None = None, media_host: MediaHost | None = None) -> int:
     """One pass of the worker. Returns how many deliveries it claimed (and settled).
 
     `tend` runs `tend_held` first (release, reroute, fail held deliveries); a process that
     runs it on its own schedule or on `platform.state_changed` events may pass False.
     Adapter errors are settled on the delivery; anything else (a bug, the database gone)
     propagates, leaving the delivery `sending` until its lease runs out and `reconcile`
-    takes it. `media_dir` is the data directory holding the composer's uploads; a post with
-    files fails visibly without it.
+    takes it. `media_dir` is the data directory holding the composer's uploads (a post with
+    files fails visibly without it); `media_host` gives files signed public URLs for the
+    platforms that fetch media themselves (its data directory serves as `media_dir`).
     """
+    if media_host is not None and media_dir is None:
+        media_dir = media_host.data_dir
     book = quotas or QuotaBook.default()
     if tend:
         await tend_held(db, clock=clock, book=book)
@@ -120,7 +123,8 @@ async def run_once(db: Database, *, vault: Vault, adapters: Mapping[str, Adapter
 
     async def send(job: _Job) -> None:
         async with gate:
-            outcome = await _publish(job, adapters=adapters, clock=clock, media_dir=media_dir)
+            outcome = await _publish(job, adapters=adapters, clock=clock, media_dir=media_dir,
+                                     media_host=media_host)
         await recorder.record(outcome)
 
     results = await asyncio.gather(*(send(job) for job in jobs), return_exceptions=True)
@@ -169,7 +173,8 @@ class _Outcome:
 
 
 async def _publish(job: _Job, *, adapters: Mapping[str, Adapter], clock: Clock,
-                   media_dir: Path | None = None) -> _Outcome:
+                   media_dir: Path | None = None,
+                   media_host: MediaHost | None = None) -> _Outcome:
     """The one publish call (one per thread part), outside any transaction."""
     started = clock.now()
     published: Published | None = None
@@ -177,13 +182,15 @@ async def _publish(job: _Job, *, adapters: Mapping[str, Adapter], clock: Clock,
     if job.problem is None:
         assert job.content is not None and job.credentials is not None
         try:
-            published = await _publish_adapted(job, adapters[job.platform], media_dir)
+            published = await _publish_adapted(job, adapters[job.platform], media_dir,
+                                               media_host)
         except PublishError as exc:
             error = exc
     return _Outcome(job, started, clock.now(), published, error)
 
 
-async def _publish_adapted(job: _Job, adapter: Adapter, media_dir: Path | None) -> Published:
+async def _publish_adapted(job: _Job, adapter: Adapter, media_dir: Path | None,
+                           media_host: MediaHost | None = None) -> Published:
     """Adapt the post to the platform's limits (as the composer's preview showed) and send it.
 
     A thread goes out part by part, each replying to the one before; only the first carries
@@ -193,7 +200,12 @@ async def _publish_adapted(job: _Job, adapter: Adapter, media_dir: Path | None) 
     """
     assert job.content is not None and job.credentials is not None
     media = await _load_media(job, media_dir)
-    adaptation = adapt(replace(job.content, media=media), adapter, variant=job.variant)
+    host = None
+    if media_host is not None:
+        def host(item: MediaItem) -> str:
+            return media_host.url_for(job.workspace_id, item)
+    adaptation = adapt(replace(job.content, media=media), adapter, variant=job.variant,
+                       host_media=host)
     if not adaptation.ok:
         raise Rejected("; ".join(problem.message for problem in adaptation.problems))
     first = await adapter.publish(adaptation.parts[0], job.credentials,

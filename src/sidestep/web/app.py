@@ -25,6 +25,7 @@ from sidestep.web import (
     monitor_pages,
     ops,
     pages,
+    public_media,
     report_pages,
     site,
 )
@@ -68,7 +69,8 @@ def create_app(runtime: Runtime, *, catalogue: PlatformCatalogue | None = None) 
     app.include_router(pages.router)
     app.include_router(ops.router)
     connect.install(app)  # the OAuth connect routes, and the Connect buttons' choices
-    for area in (compose, monitor_pages, email_pages, campaign_pages, site, report_pages):
+    for area in (compose, monitor_pages, email_pages, campaign_pages, site, report_pages,
+                 public_media):
         area.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)

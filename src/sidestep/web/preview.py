@@ -20,7 +20,7 @@ import httpx
 from sidestep.channels.adapt import adapt
 from sidestep.channels.base import Adapter, all_adapters
 from sidestep.channels.uploads import MediaStore
-from sidestep.domain.content import Content, Problem
+from sidestep.domain.content import Content, MediaItem, Problem
 from sidestep.store.tables import Channel
 
 __all__ = ["ChannelPreview", "PartPreview", "preview_channels"]
@@ -78,9 +78,15 @@ async def preview_channels(channels: Sequence[Channel], content: Content, *,
     return previews
 
 
+def _hosted_later(item: MediaItem) -> str:
+    """The worker gives every file a signed public URL (`MediaHost`) when it publishes; the
+    preview only needs to know one will exist, not write it."""
+    return "https://media.invalid/preview"
+
+
 async def _adapted(channel: Channel, adapter: Adapter, content: Content,
                    store: MediaStore) -> ChannelPreview:
-    adaptation = await asyncio.to_thread(adapt, content, adapter)
+    adaptation = await asyncio.to_thread(adapt, content, adapter, host_media=_hosted_later)
     parts = []
     for part in adaptation.parts:
         # Resized or re-encoded versions are kept too, so the page can show them (the
