@@ -9,6 +9,7 @@ import pytest
 from sidestep.catalogue import default_catalogue
 from sidestep.clock import FrozenClock
 from sidestep.monitor.config import load_monitor_config
+from sidestep.monitor.fusion import INTERNET
 from sidestep.monitor.probes.dns import DnsProbe, NamedResolver
 from sidestep.monitor.probes.http import HttpProbe
 from sidestep.monitor.replay import ProbeModel
@@ -30,6 +31,13 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("whatsapp", "http_5xx", {}),  # its graph_api URL is on graph.facebook.com
     ("whatsapp", "partial", {"feature": "media"}),
     ("internet", "timeout", {"dns": True}),
+    # web pages on a host another profile serves (x.com is oauth_hosts'), CDNs, fresh routes
+    ("x", "http_5xx", {}),
+    ("x", "partial", {"feature": "media"}),
+    ("pinterest", "partial", {"feature": "media"}),
+    ("tiktok", "rate_limited", {}),
+    ("mastodon", "auth_expired", {}),
+    ("telegram", "refused", {}),
 ]
 
 
@@ -52,7 +60,7 @@ async def test_the_model_sees_what_the_probes_see(
     dns = DnsProbe(clock=clock, timeout_s=0.5)
     async with sim.client() as client:
         http = HttpProbe(client=client, clock=clock, timeout_s=0.5)
-        for key in ("facebook", "whatsapp"):
+        for key in [k for k in dict.fromkeys(("facebook", "whatsapp", faulted)) if k != INTERNET]:
             target = _target(key, sim)
             real_dns = [await dns.observe(key, h, sim_resolver, via="resolver")
                         for h in target.platform.hostnames]

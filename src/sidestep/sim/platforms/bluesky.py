@@ -32,6 +32,9 @@ record-key syntax (https://atproto.com/specs/record-key#record-key-syntax) and, 
 be a TID (the lexicon's `"key": "tid"`); CIDs are CIDv1
 base32, dag-cbor ("bafyrei...") for records and raw ("bafkrei...") for blobs (https://atproto.com/specs/data-model).
 
+Monitor probes (catalogue `probes`): `GET bsky.social/xrpc/_health` answers the PDS's
+`{"version": ...}` (200), and `bsky.app/` is the web app's page (`_probe_pages`).
+
 Convention: an app password is granted with `world.grant_token("bluesky", app_password,
 handle)`; createSession accepts the handle (or the DID derived from it) with that password.
 Access tokens live 2 hours and refresh tokens 90 days on the world clock. Video upload through
@@ -54,6 +57,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sidestep.sim.platforms._lexicon import LexiconError, validate_record
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -101,9 +105,12 @@ def did_for(handle: str) -> str:
     return f"did:plc:{digest[:24]}"
 
 
+PDS_VERSION = "0.4.158"  # what `_health` reports
+
+
 class BlueskyProfile(Profile):
     key = "bluesky"
-    hosts = ("bsky.social", "public.api.bsky.app", "cdn.bsky.app", "video.bsky.app")
+    hosts = ("bsky.social", "public.api.bsky.app", "cdn.bsky.app", "video.bsky.app", "bsky.app")
     spec = None  # lexicons, not OpenAPI: records are checked by `_lexicon` instead
 
     def __init__(self, world: SimWorld) -> None:
@@ -115,7 +122,13 @@ class BlueskyProfile(Profile):
         self._secret = hashlib.sha256(b"sidestep-sim-bluesky").digest()
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/xrpc/{nsid}", self._dispatch, methods=["GET", "POST"])]
+        return [*web_routes({"bsky.app": "Bluesky"}),
+                Route("/xrpc/_health", self._health, methods=["GET"]),
+                Route("/xrpc/{nsid}", self._dispatch, methods=["GET", "POST"])]
+
+    async def _health(self, request: Request) -> Response:
+        """The PDS's health check (no auth), as bsky.social answers it."""
+        return JSONResponse({"version": PDS_VERSION})
 
     def feature_of(self, request: Request) -> str:
         nsid = request.url.path.rsplit("/", 1)[-1]

@@ -14,6 +14,10 @@ webhooks are answered too):
   `enforce_nonce` is idempotent for a few minutes)
   — https://discord.com/developers/docs/resources/message#create-message
 - `GET /attachments/{channel}/{attachment}/{filename}` on cdn.discordapp.com — the stored file.
+- For the monitor's probes (catalogue `probes`): `GET /gateway` (no auth,
+  `{"url": "wss://gateway.discord.gg"}`,
+  https://discord.com/developers/docs/events/gateway#get-gateway), `GET discord.com/` (the
+  web page) and `GET cdn.discordapp.com/embed/avatars/{0-5}.png` (the default avatars).
 
 Bodies: JSON, form, or multipart with `payload_json` and `files[n]`
 (https://discord.com/developers/docs/reference#uploading-files). Limits: content 2000
@@ -43,6 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sidestep.sim.platforms._probe_pages import PNG, web_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
@@ -106,8 +111,22 @@ class DiscordProfile(Profile):
                   methods=["POST"]),
             Route("/attachments/{channel_id}/{attachment_id}/{filename}", self._cdn,
                   methods=["GET"]),
+            *(Route(f"{prefix}/gateway", self._gateway, methods=["GET"])
+              for prefix in ("/api/v10", "/api")),
+            Route("/embed/avatars/{index:int}.png", self._default_avatar, methods=["GET"]),
+            *web_routes({"discord.com": "Discord"}),
         ]
         return routes
+
+    async def _gateway(self, request: Request) -> Response:
+        """Where bots connect (no auth needed): what a healthy API answers anyone."""
+        return JSONResponse({"url": "wss://gateway.discord.gg"})
+
+    async def _default_avatar(self, request: Request) -> Response:
+        if request.url.hostname != "cdn.discordapp.com" or request.path_params["index"] > 5:
+            return self.error(ErrorKind.NOT_FOUND, "404: Not Found")
+        media_type, body = PNG
+        return Response(body, media_type=media_type)
 
     def feature_of(self, request: Request) -> str:
         if request.method == "GET":

@@ -27,6 +27,11 @@ so `spec` is None. The API refuses no duplicate post, so DUPLICATE answers the g
 
 Simulator conventions: locations exist once `add_location(account, account_id, location_id)`
 is called; review takes `REVIEW_S` on the world clock.
+
+For the monitor's probes (catalogue `probes`): business.google.com/ is the web page
+(`_probe_pages`), and `GET mybusinessaccountmanagement.googleapis.com/v1/accounts` answers
+Google's 401 without credentials, else the caller's one account
+(https://developers.google.com/my-business/reference/accountmanagement/rest/v1/accounts/list).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sidestep.sim.platforms._google import common_error, credentials_error, google_error
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -70,9 +76,12 @@ def _not_found() -> Response:
     return google_error(404, "Requested entity was not found.", reason="notFound")
 
 
+ACCOUNTS_HOST = "mybusinessaccountmanagement.googleapis.com"
+
+
 class GoogleBusinessProfile(Profile):
     key = "google_business_profile"
-    hosts = ("mybusiness.googleapis.com",)
+    hosts = ("mybusiness.googleapis.com", ACCOUNTS_HOST, "business.google.com")
     spec = None  # v4 is not published in Google's discovery service; see the module docstring
 
     def __init__(self, world: SimWorld) -> None:
@@ -89,7 +98,17 @@ class GoogleBusinessProfile(Profile):
             Route(BASE, self._list, methods=["GET"]),
             Route(BASE + "/{post_id}", self._get, methods=["GET"]),
             Route(BASE + "/{post_id}", self._delete, methods=["DELETE"]),
+            Route("/v1/accounts", self._accounts, methods=["GET"]),
+            *web_routes({"business.google.com": "Google Business Profile"}),
         ]
+
+    async def _accounts(self, request: Request) -> Response:
+        account = self.bearer_account(request)
+        if account is None:
+            return credentials_error(missing="authorization" not in request.headers)
+        number = int.from_bytes(account.encode()[:6].ljust(6, b"0"), "big")
+        return JSONResponse({"accounts": [{"name": f"accounts/{number}", "accountName": account,
+                                           "type": "PERSONAL"}]})
 
     def feature_of(self, request: Request) -> str:
         return "text" if request.method == "POST" else "read"

@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
 from sidestep.sim.platforms._oauth import oauth_routes
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -115,6 +116,7 @@ class LinkedInProfile(Profile):
             Route("/rest/posts/{urn}", self._delete_post, methods=["DELETE"]),
             Route("/rest/images", self._initialize_upload, methods=["POST"]),
             Route("/rest/images/{urn}", self._get_image, methods=["GET"]),
+            *web_routes({"www.linkedin.com": "LinkedIn"}),  # the monitor's web probe
             Host("www.linkedin.com", Router([Route("/dms-uploads/{asset}/{rest:path}",
                                                    self._upload, methods=["PUT", "POST"])])),
             Route("/v2/userinfo", self._userinfo, methods=["GET"]),
@@ -126,6 +128,8 @@ class LinkedInProfile(Profile):
             return "media"
         if path == "/v2/userinfo":
             return "auth"
+        if path == "/" and request.method in ("GET", "HEAD"):
+            return "read"  # the web page
         return "text"
 
     def error(self, kind: ErrorKind, message: str, *,

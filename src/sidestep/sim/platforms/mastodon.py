@@ -15,6 +15,9 @@ Endpoints:
 - `GET /api/v1/media/{id}` (206 while processing, 200 when done) —
   https://docs.joinmastodon.org/methods/media/#get
 - `GET /media_attachments/files/...` on files.mastodon.social — the stored file.
+- For the monitor's probes (catalogue `probes`): `GET /api/v2/instance` (no auth; the
+  instance's limits below) — https://docs.joinmastodon.org/methods/instance/#v2, and
+  `GET /about` (the web page).
 
 Limits (mastodon.social's defaults, https://docs.joinmastodon.org/methods/instance/#v2):
 500 characters counted as graphemes, each URL as 23 and a mention as its local part
@@ -44,12 +47,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sidestep.sim.platforms._lexicon import grapheme_count
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
 HOST = "mastodon.social"
 FILES = "https://files.mastodon.social"
 MAX_CHARS = 500
+INSTANCE_VERSION = "4.4.0"  # what /api/v2/instance reports
 URL_WEIGHT = 23
 MAX_MEDIA = 4
 IMAGE_LIMIT = 16 * 1024 * 1024
@@ -124,7 +129,29 @@ class MastodonProfile(Profile):
             Route("/api/v2/media", self._upload, methods=["POST"]),
             Route("/api/v1/media/{id}", self._get_media, methods=["GET"]),
             Route("/media_attachments/files/{path:path}", self._file, methods=["GET"]),
+            Route("/api/v2/instance", self._instance, methods=["GET"]),
+            *web_routes({HOST: "Mastodon"}, path="/about"),
         ]
+
+    async def _instance(self, request: Request) -> Response:
+        """The instance (v2), public: what the monitor's API probe fetches."""
+        return JSONResponse({
+            "domain": HOST, "title": "Mastodon", "version": INSTANCE_VERSION,
+            "source_url": "https://github.com/mastodon/mastodon",
+            "description": "The original server operated by the Mastodon gGmbH non-profit",
+            "languages": ["en"],
+            "configuration": {
+                "urls": {"streaming": f"wss://streaming.{HOST}"},
+                "accounts": {"max_featured_tags": 10},
+                "statuses": {"max_characters": MAX_CHARS, "max_media_attachments": MAX_MEDIA,
+                             "characters_reserved_per_url": URL_WEIGHT},
+                "media_attachments": {"image_size_limit": IMAGE_LIMIT,
+                                      "video_size_limit": VIDEO_LIMIT},
+            },
+            "registrations": {"enabled": True, "approval_required": False, "message": None},
+            "contact": {"email": f"staff@{HOST}"},
+            "rules": [],
+        })
 
     def feature_of(self, request: Request) -> str:
         path = request.url.path

@@ -24,6 +24,9 @@ with `retry_after_ms` and a Retry-After header (#rate-limiting), 404 M_UNRECOGNI
 endpoints. Events are limited to 65536 bytes (#size-limits); uploads to 50 MiB (Synapse's
 default `max_upload_size`).
 
+For the monitor's probes (catalogue `probes`): `GET /_matrix/client/versions` (no auth, the
+spec versions the server supports, #get_matrixclientversions) and `matrix.org/` (the web page).
+
 Conventions: `world.grant_token("matrix", access_token, "@brand:matrix.org")` (an account
 without "@" becomes `@<account>:matrix.org`); `restrict_rooms(user_id, room_ids)` limits the
 rooms the user has joined (403 M_FORBIDDEN elsewhere); otherwise every room accepts the user.
@@ -42,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -73,7 +77,7 @@ def event_id_for(*parts: str) -> str:
 
 class MatrixProfile(Profile):
     key = "matrix"
-    hosts = ("matrix-client.matrix.org",)
+    hosts = ("matrix-client.matrix.org", "matrix.org")
     spec = None  # the Matrix spec publishes OpenAPI per module; none is in ../shared/specs
 
     def __init__(self, world: SimWorld) -> None:
@@ -96,7 +100,14 @@ class MatrixProfile(Profile):
             Route(client + "/v1/media/download/{server_name}/{media_id}", self._download,
                   methods=["GET"]),
             Route(client + "/v3/account/whoami", self._whoami, methods=["GET"]),
+            Route(client + "/versions", self._versions, methods=["GET"]),
+            *web_routes({"matrix.org": "Matrix.org"}),
         ]
+
+    async def _versions(self, request: Request) -> Response:
+        """The spec versions supported (no auth): what the monitor's API probe fetches."""
+        return JSONResponse({"versions": [f"v1.{n}" for n in range(1, 13)],
+                             "unstable_features": {}})
 
     def feature_of(self, request: Request) -> str:
         path = request.url.path

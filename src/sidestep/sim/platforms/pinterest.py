@@ -23,6 +23,10 @@ as base64 are limited to 20 MB, videos to 2 GB
 (https://help.pinterest.com/en/business/article/pinterest-product-specs, which also shows a
 500-character description: that is what feeds display; the API description accepts 800);
 a video is `processing` for `PROCESSING_S` on the world clock.
+
+For the monitor's probes (catalogue `probes`): i.pinimg.com answers as a CDN without the
+object asked for (403, `_probe_pages.cdn_routes`); www.pinterest.com/ (the web page) is on
+`oauth_hosts`, which serves that host, and answers to pinterest's faults.
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
 from sidestep.sim.platforms._oauth import oauth_routes
+from sidestep.sim.platforms._probe_pages import cdn_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
+CDN_HOST = "i.pinimg.com"  # pin images; probed by the monitor as pinterest's media
 UPLOAD_HOST = "pinterest-media-upload.s3-accelerate.amazonaws.com"
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_VIDEO_BYTES = 2 * 1024 * 1024 * 1024
@@ -83,7 +89,7 @@ def _s3_error(status: int, code: str, message: str) -> Response:
 
 class PinterestProfile(Profile):
     key = "pinterest"
-    hosts = ("api.pinterest.com", UPLOAD_HOST)
+    hosts = ("api.pinterest.com", UPLOAD_HOST, CDN_HOST)
     spec = SpecRef(file="pinterest/openapi.yaml", server="https://api.pinterest.com/v5")
 
     def __init__(self, world: SimWorld) -> None:
@@ -100,6 +106,7 @@ class PinterestProfile(Profile):
         return [
             *oauth_routes(self.world, "pinterest", token=("/v5/oauth/token",)),
             Host(UPLOAD_HOST, Router([Route("/", self._s3_upload, methods=["POST"])])),
+            *cdn_routes({CDN_HOST: {}}),
             Route("/v5/pins", self._create_pin, methods=["POST"]),
             Route("/v5/pins/{pin_id}", self._get_pin, methods=["GET"]),
             Route("/v5/pins/{pin_id}", self._delete_pin, methods=["DELETE"]),

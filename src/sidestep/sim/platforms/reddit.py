@@ -25,6 +25,9 @@ Requests without a unique, descriptive User-Agent (`<platform>:<app ID>:<version
 /u/<name>)`; default library agents are "drastically limited", https://github.com/reddit-archive/reddit/wiki/API)
 are answered 429 here.
 
+For the monitor's probes (catalogue `probes`): www.reddit.com/ is the web page
+(`_probe_pages`); `/api/v1/me` without a token is the 401 above.
+
 Simulator conventions: subreddits exist once `add_subreddit(name)` is called (with the post
 kinds they allow); titles <= 300, self text <= 40000 characters; images <= 20 MB.
 """
@@ -44,6 +47,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -90,7 +94,7 @@ def _base36(number: int) -> str:
 
 class RedditProfile(Profile):
     key = "reddit"
-    hosts = ("oauth.reddit.com", UPLOAD_HOST)
+    hosts = ("oauth.reddit.com", UPLOAD_HOST, "www.reddit.com")
     spec = None  # Reddit publishes no machine-readable description of its API
 
     def __init__(self, world: SimWorld) -> None:
@@ -115,6 +119,7 @@ class RedditProfile(Profile):
             *both("/api/v1/me", self._me, ["GET"]),
             *both("/user/{username}/submitted", self._submitted, ["GET"]),
             Route("/api/media/asset.json", self._lease, methods=["POST"]),
+            *web_routes({"www.reddit.com": "Reddit - The heart of the internet"}),
         ]
 
     def feature_of(self, request: Request) -> str:

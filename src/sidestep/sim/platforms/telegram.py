@@ -21,6 +21,10 @@ Conventions of the simulator: the bot token is in the path and maps to an accoun
 the bot is a member; elsewhere it is answered 403 "Forbidden: bot is not a member of the
 channel chat". Message ids count per chat, as Telegram's do. Text length is counted in UTF-16
 code units after entity parsing; HTML is parsed for its supported tags, Markdown approximately.
+
+For the monitor's probes (catalogue `probes`), besides `/bot<token>/getMe` (404 without a
+token, 401 with a bad one): telegram.org/ (the web page) and cdn4.cdn-telegram.org (a CDN
+without the object asked for: 403), from `_probe_pages`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sidestep.sim.platforms._probe_pages import cdn_routes, web_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
@@ -121,9 +126,12 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+WEB_HOST, CDN_HOST = "telegram.org", "cdn4.cdn-telegram.org"  # for the monitor's probes
+
+
 class TelegramProfile(Profile):
     key = "telegram"
-    hosts = ("api.telegram.org",)
+    hosts = ("api.telegram.org", WEB_HOST, CDN_HOST)
     # openapi-core matches the templated server (`bot{token}` as a server variable).
     spec = SpecRef(file="telegram/openapi.yml", server="https://api.telegram.org/bot{token}")
 
@@ -139,9 +147,13 @@ class TelegramProfile(Profile):
     # -- declared surface -------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])]
+        return [*cdn_routes({CDN_HOST: {}}),
+                *web_routes({WEB_HOST: "Telegram Messenger"}),
+                Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])]
 
     def feature_of(self, request: Request) -> str:
+        if request.url.hostname in (WEB_HOST, CDN_HOST):
+            return "read"  # the web page and the CDN (which the gate calls media)
         method = str(request.path_params.get("method", request.url.path.rsplit("/", 1)[-1]))
         method = method.lower()
         if method in ("sendphoto", "sendvideo", "sendmediagroup"):

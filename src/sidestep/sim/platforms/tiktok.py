@@ -29,6 +29,11 @@ the cap); PULL_FROM_URL sources must start with a prefix granted by `verify_url_
 uploaded file that is not MP4/MOV (an ISO `ftyp` box) or WebM ends FAILED with fail_reason
 file_format_check_failed; processing takes `PROCESSING_S` on the world clock. A post is recorded
 once, when TikTok would go on to publish it (last chunk stored, or a pull accepted).
+
+For the monitor's probes (catalogue `probes`): `GET /v2/user/info/` answers a request without
+a valid token 401 access_token_invalid (https://developers.tiktok.com/doc/tiktok-api-v2-get-user-info);
+p16-sign-va.tiktokcdn.com answers as a CDN without the object (403, `_probe_pages`); the web
+page www.tiktok.com/ is on `oauth_hosts`, which serves that host, and answers to tiktok's faults.
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Route, Router
 
 from sidestep.sim.platforms._oauth import oauth_routes
+from sidestep.sim.platforms._probe_pages import cdn_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
 UPLOAD_HOST = "open-upload.tiktokapis.com"
+CDN_HOST = "p16-sign-va.tiktokcdn.com"  # avatars and covers; the monitor's media probe
 MB = 1024 * 1024
 MAX_VIDEO_BYTES = 4 * 1024 * MB
 MAX_VIDEO_TITLE = 2200  # UTF-16 code units
@@ -102,7 +109,7 @@ def _utf16_len(text: str) -> int:
 
 class TikTokProfile(Profile):
     key = "tiktok"
-    hosts = ("open.tiktokapis.com", UPLOAD_HOST)
+    hosts = ("open.tiktokapis.com", UPLOAD_HOST, CDN_HOST)
     spec = None  # TikTok publishes no machine-readable description of the Content Posting API
 
     def __init__(self, world: SimWorld) -> None:
@@ -124,7 +131,16 @@ class TikTokProfile(Profile):
             Route(f"{base}/content/init/", self._photo_init, methods=["POST"]),
             Route(f"{base}/status/fetch/", self._status_fetch, methods=["POST"]),
             Host(UPLOAD_HOST, Router([Route("/video/", self._upload_chunk, methods=["PUT"])])),
+            *cdn_routes({CDN_HOST: {}}),
+            Route("/v2/user/info/", self._user_info, methods=["GET"]),
         ]
+
+    async def _user_info(self, request: Request) -> Response:
+        account = self.bearer_account(request)
+        if account is None:
+            return self.error(ErrorKind.AUTH_MISSING, "")
+        open_id = hashlib.sha256(account.encode()).hexdigest()[:32]
+        return self._answer({"user": {"open_id": open_id, "display_name": account}})
 
     def feature_of(self, request: Request) -> str:
         path = request.url.path

@@ -21,6 +21,9 @@ identical posts in a row.
 
 Conventions: `world.grant_token("vk", access_token, account)`; `restrict_owners(account,
 owner_ids)` limits the walls the token may post to (error 214 elsewhere).
+
+For the monitor's probes (catalogue `probes`): vk.com/ is the web page (`_probe_pages`); the
+API probe `utils.getServerTime` gets the usual error 5 without a token (HTTP 200).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sidestep.sim.platforms._probe_pages import web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -57,7 +61,7 @@ class VkError(Exception):
 
 class VkProfile(Profile):
     key = "vk"
-    hosts = ("api.vk.com",)
+    hosts = ("api.vk.com", "vk.com")
     spec = None  # VK publishes JSON Schema (draft-07), not OpenAPI; tests check wall.post
 
     def __init__(self, world: SimWorld) -> None:
@@ -68,7 +72,8 @@ class VkProfile(Profile):
         self._allowed: dict[str, set[int]] = {}
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/method/{name}", self._dispatch, methods=["GET", "POST"])]
+        return [*web_routes({"vk.com": "VK"}),
+                Route("/method/{name}", self._dispatch, methods=["GET", "POST"])]
 
     def feature_of(self, request: Request) -> str:
         name = request.url.path.rsplit("/", 1)[-1]

@@ -22,6 +22,10 @@ URLs 23), at most 280 for standard accounts; the wording of the 403 for longer t
 simulator's (the reference does not give it).
 
 `error()` speaks v2; `error_for(request, ...)` answers in the v1.1 words on the v1.1 upload path.
+
+For the monitor's probes (catalogue `probes`): abs.twimg.com serves the favicon
+(`/favicons/twitter.3.ico`, 403 for anything else, `_probe_pages`); the web page x.com/ is
+on `oauth_hosts`, which serves that host, and answers to x's faults.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from starlette.routing import BaseRoute, Host, Route, Router
 
 from sidestep.sim.platforms import _x_v11 as v11
 from sidestep.sim.platforms._oauth import oauth_routes
+from sidestep.sim.platforms._probe_pages import ICO, cdn_routes
 from sidestep.sim.profile import ErrorKind, Profile, SpecRef
 from sidestep.sim.world import SimWorld
 
@@ -149,7 +154,7 @@ def _bearer(handler: Handler) -> Callable[[XProfile, Request], Awaitable[Respons
 
 class XProfile(Profile):
     key = "x"
-    hosts = ("api.x.com", "api.twitter.com", "upload.twitter.com")
+    hosts = ("api.x.com", "api.twitter.com", "upload.twitter.com", "abs.twimg.com")
     spec = SpecRef(file="x/openapi.json", server="https://api.x.com")
 
     def __init__(self, world: SimWorld) -> None:
@@ -173,6 +178,7 @@ class XProfile(Profile):
             Route("/2/media/upload", self._v2_status, methods=["GET"]),
             Host("upload.twitter.com", Router([
                 Route(v11.PATH, self._v11_upload, methods=["GET", "POST"])])),
+            *cdn_routes({"abs.twimg.com": {"/favicons/twitter.3.ico": ICO}}),
         ]
 
     def feature_of(self, request: Request) -> str:

@@ -31,6 +31,9 @@ check the requests they send against its schemas instead.
 Simulator conventions: `INSERTS_PER_DAY` videos.insert calls per project per Pacific day (the
 default bucket); an upload is `uploaded`, then `processed` `PROCESSING_S` later on the world clock,
 or `failed` (failureReason invalidFile) when the bytes are not MP4/MOV/WebM.
+
+For the monitor's probes (catalogue `probes`): www.youtube.com/ is the web page and i.ytimg.com
+serves the probed thumbnail (403 for anything else), from `_probe_pages`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sidestep.sim.platforms._google import common_error, credentials_error, google_error
+from sidestep.sim.platforms._probe_pages import JPEG, cdn_routes, web_routes
 from sidestep.sim.profile import ErrorKind, Profile
 from sidestep.sim.world import SimWorld
 
@@ -96,9 +100,12 @@ class Video:
     playable: bool
 
 
+THUMBNAILS = "i.ytimg.com"
+
+
 class YouTubeProfile(Profile):
     key = "youtube"
-    hosts = ("www.googleapis.com", "youtube.googleapis.com")
+    hosts = ("www.googleapis.com", "youtube.googleapis.com", "www.youtube.com", THUMBNAILS)
     spec = None  # a Discovery document, not OpenAPI; see the module docstring
 
     def __init__(self, world: SimWorld) -> None:
@@ -117,6 +124,8 @@ class YouTubeProfile(Profile):
             Route("/youtube/v3/videos", self._videos_list, methods=["GET"]),
             Route("/youtube/v3/videos", self._videos_delete, methods=["DELETE"]),
             Route("/youtube/v3/channels", self._channels, methods=["GET"]),
+            *web_routes({"www.youtube.com": "YouTube"}),
+            *cdn_routes({THUMBNAILS: {"/vi/dQw4w9WgXcQ/hqdefault.jpg": JPEG}}),
         ]
 
     def feature_of(self, request: Request) -> str:
