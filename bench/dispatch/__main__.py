@@ -197,8 +197,14 @@ def main() -> None:
                 workers=1, deliveries=args.deliveries, fork=fork, sim=sim, clock=clock)
         if args.pg:
             for workers in (1, 2):
-                measure("PostgreSQL", _fresh_pg(args.pg), workers=workers,
-                        deliveries=args.deliveries, fork=fork, sim=sim, clock=clock)
+                url = _fresh_pg(args.pg)
+                try:
+                    measure("PostgreSQL", url, workers=workers, deliveries=args.deliveries,
+                            fork=fork, sim=sim, clock=clock)
+                finally:
+                    with psycopg.connect(args.pg, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" '
+                                     "WITH (FORCE)")
 
 
 if __name__ == "__main__":
