@@ -88,7 +88,7 @@ class _Streak:
     failed: bool
     first_fail: datetime | None
     rounds: int  # rounds in the current run (failing or OK)
-    sample: list[dict[str, str]]
+    checks: list[NewObservation]  # the latest round's, quoted (a few) in the evidence
 
 
 @dataclass(slots=True)
@@ -109,8 +109,19 @@ def _sample(checks: list[NewObservation]) -> list[dict[str, str]]:
             for c in ordered[:_MAX_SAMPLES]]
 
 
+# Plain strings for the hot paths (an enum member's attribute lookup costs more).
+_FAILING_VALUES = frozenset(str(o.value) for o in FAILING)
+_OK, _MAJOR = Outcome.OK.value, Outcome.MAJOR_OUTAGE.value
+_CONTROL, _STATUSPAGE = Signal.CONTROL.value, Signal.STATUSPAGE.value
+_BY_FEATURE = (Signal.HTTP.value, Signal.PUBLISH.value)  # signals that feed feature timelines
+
+
 def _failed_share(checks: list[NewObservation]) -> float:
-    return sum(c.outcome in FAILING for c in checks) / len(checks)
+    failing, count = _FAILING_VALUES, 0
+    for check in checks:
+        if check.outcome in failing:
+            count += 1
+    return count / len(checks)
 
 
 class Fusion:
@@ -119,6 +130,7 @@ class Fusion:
     def __init__(self, config: FusionConfig, *, platforms: Iterable[str] = ()) -> None:
         self.config = config
         self._platforms: dict[str, _Platform] = {p: _Platform() for p in platforms}
+        self._order: list[str] = []  # the platform keys, sorted (evaluation order)
         self._controls: dict[str, _Streak] = {}  # vantage -> control rounds
         self.local = UP
         self.dropped_rounds = 0
@@ -149,19 +161,26 @@ class Fusion:
 
     def ingest(self, observations: Iterable[NewObservation]) -> None:
         """Take one probe pass: each (platform, signal, vantage) group is one round."""
-        groups: dict[tuple[str, str, str], list[NewObservation]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[NewObservation]] = {}
         for obs in observations:
-            groups[(obs.platform, obs.signal, obs.vantage)].append(obs)
-        controls = {k: v for k, v in groups.items() if k[1] == Signal.CONTROL}
+            key = (obs.platform, obs.signal, obs.vantage)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [obs]
+            else:
+                group.append(obs)
+        controls = {k: v for k, v in groups.items() if k[1] == _CONTROL}
         for (_, _, vantage), checks in controls.items():
             failed = _failed_share(checks) >= self.config.controls_fail_ratio
-            self._controls[vantage] = self._advance(self._controls.get(vantage), checks, failed)
+            self._controls[vantage] = self._advance(
+                self._controls.get(vantage), checks, failed,
+                max([c.observed_at for c in checks]))
+        local_outage = self.local.status is PlatformStatus.LOCAL_OUTAGE
         for (platform, signal, vantage), checks in groups.items():
-            if signal == Signal.CONTROL:
+            if signal == _CONTROL:
                 continue
             control = self._controls.get(vantage)
-            if self.local.status is PlatformStatus.LOCAL_OUTAGE or (
-                    control is not None and control.failed):
+            if local_outage or (control is not None and control.failed):
                 self.dropped_rounds += 1  # our network, not theirs: this round proves nothing
                 continue
             self._round(self._platforms.setdefault(platform, _Platform()), signal, vantage,
@@ -169,29 +188,34 @@ class Fusion:
 
     def _round(self, state: _Platform, signal: str, vantage: str,
                checks: list[NewObservation]) -> None:
-        at = max(c.observed_at for c in checks)
-        if signal == Signal.STATUSPAGE:
-            told = [c for c in checks if c.outcome != Outcome.MAJOR_OUTAGE and
-                    c.outcome not in FAILING]
-            majors = [c for c in checks if c.outcome == Outcome.MAJOR_OUTAGE]
+        at = max([c.observed_at for c in checks])
+        if signal == _STATUSPAGE:
+            told = [c for c in checks if c.outcome != _MAJOR and
+                    c.outcome not in _FAILING_VALUES]
+            majors = [c for c in checks if c.outcome == _MAJOR]
             if not majors and not told:
                 return  # the page did not answer usefully: no opinion
             failed = bool(majors)
         else:
             failed = _failed_share(checks) >= self.config.round_fail_ratio
         key = (signal, vantage)
-        state.streaks[key] = self._advance(state.streaks.get(key), checks, failed)
+        state.streaks[key] = self._advance(state.streaks.get(key), checks, failed, at)
         if failed:
             state.last_failure = at
-        if signal not in (Signal.HTTP, Signal.PUBLISH):
+        if signal not in _BY_FEATURE:
             return
-        by_feature: dict[str, list[NewObservation]] = defaultdict(list)
+        by_feature: dict[str, list[NewObservation]] = {}
         for check in checks:
-            by_feature[FEATURE_OF_PROBE.get(check.feature, check.feature or "text")].append(check)
+            feature = FEATURE_OF_PROBE.get(check.feature, check.feature or "text")
+            group = by_feature.get(feature)
+            if group is None:
+                by_feature[feature] = [check]
+            else:
+                group.append(check)
+        ratio = self.config.round_fail_ratio
         for feature, group in by_feature.items():
-            bad = _failed_share(group) >= self.config.round_fail_ratio
-            self._feature_round(state, (feature, vantage), at, bad)
-        timed = [c.latency_ms for c in checks if c.outcome == Outcome.OK and c.latency_ms]
+            self._feature_round(state, (feature, vantage), at, _failed_share(group) >= ratio)
+        timed = [c.latency_ms for c in checks if c.outcome == _OK and c.latency_ms]
         if timed:
             slow = max(timed) > self.config.slow_ms
             self._feature_round(state, ("latency", vantage), at, slow)
@@ -207,12 +231,13 @@ class Fusion:
             return
         rounds.append((at, failed))
 
-    def _advance(self, streak: _Streak | None, checks: list[NewObservation],
-                 failed: bool) -> _Streak:
-        at = max(c.observed_at for c in checks)
+    @staticmethod
+    def _advance(streak: _Streak | None, checks: list[NewObservation], failed: bool,
+                 at: datetime) -> _Streak:
+        """`at` is the round's time (its latest check)."""
         if streak is None or streak.failed != failed:
-            return _Streak(at, failed, at if failed else None, 1, _sample(checks))
-        streak.last_at, streak.rounds, streak.sample = at, streak.rounds + 1, _sample(checks)
+            return _Streak(at, failed, at if failed else None, 1, checks)
+        streak.last_at, streak.rounds, streak.checks = at, streak.rounds + 1, checks
         return streak
 
     # -- evaluate -----------------------------------------------------------------------------
@@ -225,8 +250,15 @@ class Fusion:
         if self.local.status is PlatformStatus.LOCAL_OUTAGE or self.controls_failing():
             return []
         changes = []
-        for key in sorted(self._platforms):
-            change = self._evaluate_platform(key, self._platforms[key], now)
+        quiet_s = max(self.config.feature_window_s, self.config.confirm_s)
+        if len(self._order) != len(self._platforms):  # platforms are only ever added
+            self._order = sorted(self._platforms)
+        for key in self._order:
+            state = self._platforms[key]
+            if state.verdict is UP and (state.last_failure is None or
+                                        (now - state.last_failure).total_seconds() > quiet_s):
+                continue  # as `_evaluate_platform` would decide, without its cost
+            change = self._evaluate_platform(key, state, now)
             if change is not None:
                 changes.append(change)
         return changes
@@ -264,8 +296,9 @@ class Fusion:
                                     (now - state.last_failure).total_seconds() > quiet_s):
             return None  # nothing failed within any window: nothing can change
         self._forget_stale(state, now)
-        strict, strict_evidence = self._judge(state, now, sustained=True)
-        relaxed, _ = self._judge(state, now, sustained=False)
+        shares: dict[str, float] = {}  # filled once, by the first `_judge` that needs them
+        strict, strict_evidence = self._judge(state, now, sustained=True, shares=shares)
+        relaxed, _ = self._judge(state, now, sustained=False, shares=shares)
         current = state.verdict
         target: Verdict | None = None
         why = strict_evidence
@@ -291,24 +324,31 @@ class Fusion:
         if target is None or target == current:
             return None
         state.verdict, state.better_since, state.better_worst = target, None, None
+        why = {**why, "signals": [self._streak_evidence(s, v, streak)  # quoted only now
+                                  for s, v, streak in why["signals"]]}
         return Transition(key, current, target, now, _reason(target, why), why)
 
-    def _judge(self, state: _Platform, now: datetime, *,
-               sustained: bool) -> tuple[Verdict, dict[str, Any]]:
+    def _judge(self, state: _Platform, now: datetime, *, sustained: bool,
+               shares: dict[str, float] | None = None) -> tuple[Verdict, dict[str, Any]]:
+        """The state the rounds call for, and why; `shares` caches `_feature_shares(state,
+        now)`. The evidence names the failing streaks as (signal, vantage, streak): the
+        caller quotes them (`_streak_evidence`) only for a transition."""
         cfg = self.config
         failing = {k: s for k, s in state.streaks.items() if s.failed and s.first_fail and (
             not sustained or (now - s.first_fail).total_seconds() >= cfg.confirm_s)}
         signals = {signal for signal, _ in failing}
         vantages = {vantage for _, vantage in failing}
         evidence: dict[str, Any] = {
-            "signals": [self._streak_evidence(s, v, streak)
-                        for (s, v), streak in sorted(failing.items())]}
+            "signals": [(s, v, streak) for (s, v), streak in sorted(failing.items())]}
         if len(signals) >= cfg.min_down_signals or len(vantages) >= cfg.min_down_vantages:
             evidence["rule"] = (f"{len(signals)} signal(s) from {len(vantages)} vantage(s) "
                                 f"failing" + (f" for >= {cfg.confirm_s:g} s" if sustained
                                               else ""))
             return Verdict(PlatformStatus.DOWN), evidence
-        shares = self._feature_shares(state, now)
+        if shares is None:
+            shares = self._feature_shares(state, now)
+        elif not shares:
+            shares.update(self._feature_shares(state, now))
         bad = {f: share for f, share in shares.items() if share >= cfg.feature_fail_share}
         if not sustained:
             bad |= {feature: shares.get(feature, 0.0) for (feature, _), rounds
@@ -347,7 +387,7 @@ class Fusion:
     def _streak_evidence(signal: str, vantage: str, streak: _Streak) -> dict[str, Any]:
         return {"signal": signal, "vantage": vantage, "rounds": streak.rounds,
                 "since": streak.first_fail.isoformat() if streak.first_fail else None,
-                "checks": streak.sample}
+                "checks": _sample(streak.checks)}
 
 
 def _worse(a: Verdict, b: Verdict) -> bool:
