@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ import typer
 
 from sidestep.catalogue import default_catalogue
 from sidestep.cli.common import console, run
-from sidestep.cli.serve import serve_runtime
+from sidestep.cli.serve import Background, serve_all
 from sidestep.clock import SystemClock
 from sidestep.config import Settings
 from sidestep.domain.states import Role
@@ -86,11 +87,29 @@ def demo(
                               f"break one with "
                               f"[bold]sidestep sim fault instagram dns_servfail[/bold] "
                               f"(control API {sim.control_url}).")
-                await serve_runtime(runtime, host=host, port=port)
+                await serve_all(runtime, host=host, port=port, http=sim.client(),
+                                background=[_demo_monitor(runtime, sim)])
         finally:
             await runtime.close()
 
     run(main)
+
+
+def _demo_monitor(runtime: Runtime, sim: Simulator) -> Background:
+    """The monitor watching the simulator, so a fault set with `sidestep sim fault` shows on
+    the status board and holds the posts due on that platform."""
+    from sidestep.monitor.runner import run_monitor
+    from sidestep.monitor.simulated import simulator_network
+
+    async def work(stop: asyncio.Event) -> None:
+        network = simulator_network(sim)
+        try:
+            await run_monitor(runtime, stop=stop, network=network,
+                              served_hosts=list(sim.host_map()))
+        finally:
+            await network.client.aclose()
+
+    return work
 
 
 @asynccontextmanager

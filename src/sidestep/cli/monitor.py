@@ -20,7 +20,7 @@ SimOption = typer.Option(None, "--sim-control",
                          help="Probe a running `sidestep sim serve` (its control URL).")
 
 
-async def _network(sim_control: str | None) -> tuple[Any, list[str] | None]:
+async def simulator_network_at(sim_control: str | None) -> tuple[Any, list[str] | None]:
     """The probes' network: the internet, or the simulator behind `sim_control`."""
     if sim_control is None:
         return None, None
@@ -55,7 +55,7 @@ def monitor_once(platform: list[str] | None = PlatformOption,
 
     async def main() -> None:
         config = load_monitor_config()
-        network, served = await _network(sim_control)
+        network, served = await simulator_network_at(sim_control)
         try:
             targets = targets_for(default_catalogue(), platforms=platform, served_hosts=served)
         except KeyError as exc:
@@ -95,7 +95,7 @@ def monitor_run(platform: list[str] | None = PlatformOption,
     from sidestep.monitor.runner import run_monitor
 
     async def main() -> None:
-        network, served = await _network(sim_control)
+        network, served = await simulator_network_at(sim_control)
         stop = asyncio.Event()
         async with opened_runtime() as runtime:
             console.print("Monitoring (Ctrl-C stops it).")

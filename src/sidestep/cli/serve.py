@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from enum import StrEnum
 
@@ -22,11 +22,15 @@ import typer
 import uvicorn
 
 from sidestep.channels.http import make_client
+from sidestep.channels.uploads import MediaHost
 from sidestep.cli.common import UsageError, console, err_console, run
 from sidestep.config import Settings
 from sidestep.dispatch.process import WorkerOptions, WorkerProcess, WorkerStats, build_adapters
 from sidestep.logs import configure_logging
 from sidestep.runtime import Runtime
+
+# Work that runs beside the web app and the worker until its event is set (the monitor).
+Background = Callable[[asyncio.Event], Awaitable[None]]
 
 
 class ServeRole(StrEnum):
@@ -47,8 +51,12 @@ def serve(
     role: ServeRole = typer.Option(ServeRole.ALL, help="Which parts this process runs."),
     simulator: str | None = SimulatorOption,
     batch: int = BatchOption,
+    no_monitor: bool = typer.Option(
+        False, "--no-monitor", help="With --role all: leave the platforms unwatched here "
+        "(a separate `sidestep monitor run` watches them)."),
 ) -> None:
-    """Serve the dashboard and API and/or run a dispatch worker, applying migrations first."""
+    """Serve the dashboard and API, run a dispatch worker and the monitor (--role all), or one
+    of them; applies migrations first."""
     settings = Settings()
     configure_logging(settings.log_level)
     options = WorkerOptions(batch=batch)
@@ -64,7 +72,9 @@ def serve(
                 await run_worker(runtime, simulator=simulator, options=options)
             else:
                 await serve_all(runtime, host=host or settings.host, port=port or settings.port,
-                                simulator=simulator, options=options)
+                                simulator=simulator, options=options,
+                                background=[] if no_monitor else [
+                                    await monitor_work(runtime, simulator)])
         finally:
             await runtime.close()
 
@@ -73,7 +83,8 @@ def serve(
 
 def worker(simulator: str | None = SimulatorOption, batch: int = BatchOption) -> None:
     """Run one dispatch worker until SIGTERM or Ctrl-C (as `serve --role worker`)."""
-    serve(host=None, port=None, role=ServeRole.WORKER, simulator=simulator, batch=batch)
+    serve(host=None, port=None, role=ServeRole.WORKER, simulator=simulator, batch=batch,
+          no_monitor=True)
 
 
 async def serve_runtime(runtime: Runtime, *, host: str, port: int) -> None:
@@ -89,7 +100,8 @@ async def run_worker(runtime: Runtime, *, simulator: str | None = None,
     async with platform_client(simulator) as http:
         process = WorkerProcess(runtime.db, vault=runtime.vault, http=http, clock=runtime.clock,
                                 adapters=build_adapters(http, clock=runtime.clock),
-                                options=options)
+                                options=options,
+                                media_host=MediaHost.from_settings(runtime.settings))
         process.install_signal_handlers()
         console.print(f"Worker {process.name} is running (Ctrl-C stops it after the sends "
                       "under way).")
@@ -97,32 +109,82 @@ async def run_worker(runtime: Runtime, *, simulator: str | None = None,
 
 
 async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | None = None,
-                    options: WorkerOptions | None = None) -> None:
-    """The web app and a worker in one process; one signal stops both, the worker after
-    the sends under way."""
-    async with platform_client(simulator) as http:
-        process = WorkerProcess(runtime.db, vault=runtime.vault, http=http, clock=runtime.clock,
-                                adapters=build_adapters(http, clock=runtime.clock),
-                                options=options)
+                    options: WorkerOptions | None = None, http: httpx.AsyncClient | None = None,
+                    background: Sequence[Background] = ()) -> None:
+    """The web app, a worker and the `background` work (the monitor) in one process; one
+    signal stops them all, the worker after the sends under way. `http` overrides the
+    platform client (the demo's in-process simulator)."""
+    async with _client(http, simulator) as client:
+        process = WorkerProcess(runtime.db, vault=runtime.vault, http=client,
+                                clock=runtime.clock,
+                                adapters=build_adapters(client, clock=runtime.clock),
+                                options=options,
+                                media_host=MediaHost.from_settings(runtime.settings))
         server = _SignalsLeftToCaller(_web_config(runtime, host=host, port=port))
+        stop_background = asyncio.Event()
 
         def on_signal() -> None:
             server.force_exit = server.should_exit  # a second signal: stop at once
             server.should_exit = True
             process.request_stop()
+            stop_background.set()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         working = asyncio.create_task(process.run(), name="sidestep-worker")
+        others = [asyncio.create_task(_logged(work(stop_background)), name="sidestep-background")
+                  for work in background]
+        watching = " and the monitor" if background else ""
         console.print(f"Sidestep is serving on [bold]http://{host}:{port}[/bold] with worker "
-                      f"{process.name} (Ctrl-C stops both).")
+                      f"{process.name}{watching} (Ctrl-C stops them).")
         try:
             await server.serve()
         finally:
+            stop_background.set()
             if not process.stopping:
                 process.request_stop()
             await _until_stopped(working)
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+
+async def monitor_work(runtime: Runtime, simulator: str | None) -> Background:
+    """The monitor as background work: the internet's platforms, or the simulator's."""
+    from sidestep.cli.monitor import simulator_network_at
+    from sidestep.monitor.runner import run_monitor
+
+    network, served = await simulator_network_at(simulator)
+
+    async def work(stop: asyncio.Event) -> None:
+        try:
+            await run_monitor(runtime, stop=stop, network=network, served_hosts=served)
+        finally:
+            if network is not None:
+                await network.client.aclose()
+
+    return work
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    """Background work that fails says so and leaves the web app and the worker running."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported; the rest of the process carries on
+        err_console.print(f"[red]Background work stopped:[/red] {type(exc).__name__}: {exc}")
+
+
+@asynccontextmanager
+async def _client(http: httpx.AsyncClient | None,
+                  simulator: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    if http is not None:
+        yield http
+        return
+    async with platform_client(simulator) as client:
+        yield client
 
 
 async def _until_stopped(working: asyncio.Task[WorkerStats]) -> None:

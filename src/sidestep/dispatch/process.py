@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from sidestep.archive.published import archive_published
 from sidestep.channels.base import Adapter, all_adapters
 from sidestep.channels.errors import capped
 from sidestep.channels.token_refresh import DEFAULT_WINDOW_S, refresh_due_tokens
+from sidestep.channels.uploads import MediaHost
 from sidestep.clock import Clock
 from sidestep.dispatch.worker import DEFAULT_CONCURRENCY, reconcile, run_once
 from sidestep.store.db import Database
@@ -63,6 +65,7 @@ class WorkerOptions:
     refresh_window_s: float = DEFAULT_WINDOW_S
     max_error_pause_s: float = 30.0
     report_every_s: float = 60.0
+    archive_every_s: float = 30.0  # sent posts copied into the archive
 
 
 @dataclass(slots=True)
@@ -95,7 +98,8 @@ class WorkerProcess:
     def __init__(self, db: Database, *, vault: Vault, adapters: Mapping[str, Adapter],
                  clock: Clock, http: httpx.AsyncClient, name: str | None = None,
                  options: WorkerOptions | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 media_host: MediaHost | None = None) -> None:
         self.db = db
         self.vault = vault
         self.adapters = dict(adapters)
@@ -104,6 +108,9 @@ class WorkerProcess:
         self.name = name or worker_name()
         self.options = options or WorkerOptions()
         self.rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
+        # Files of posts are read from, and given public URLs under, its data directory;
+        # sent posts are archived there too.
+        self.media_host = media_host
         self.stats = WorkerStats()
         self._stopping = False
         self._wake: asyncio.Event | None = None  # new work announced, or a stop
@@ -151,7 +158,7 @@ class WorkerProcess:
         opts = self.options
         log.info("worker %s: started (%d platforms, batch %d, lease %.0f s)", self.name,
                  len(self.adapters), opts.batch, opts.lease_s)
-        next_reconcile = next_refresh = next_report = time.monotonic()
+        next_reconcile = next_refresh = next_report = next_archive = time.monotonic()
         error_pause_s = 0.0
         while not self._stopping:
             now = time.monotonic()
@@ -162,6 +169,10 @@ class WorkerProcess:
                 if now >= next_refresh and not self._stopping:
                     next_refresh = now + opts.refresh_every_s
                     await self._refresh_tokens()
+                if now >= next_archive and not self._stopping and self.media_host is not None:
+                    next_archive = now + opts.archive_every_s
+                    await archive_published(self.db, data_dir=self.media_host.data_dir,
+                                            clock=self.clock)
                 # Cleared before the pass, so work announced during it is not missed.
                 wake.clear()
                 claimed = 0 if self._stopping else await self._pass()
@@ -187,7 +198,8 @@ class WorkerProcess:
         claimed = await run_once(self.db, vault=self.vault, adapters=self.adapters,
                                  worker=self.name, clock=self.clock, rng=self.rng,
                                  lease_s=self.options.lease_s, batch=self.options.batch,
-                                 concurrency=self.options.concurrency)
+                                 concurrency=self.options.concurrency,
+                                 media_host=self.media_host)
         self.stats.passes += 1
         self.stats.claimed += claimed
         if claimed:

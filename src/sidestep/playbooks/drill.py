@@ -31,7 +31,7 @@ from PIL import Image
 
 from sidestep.catalogue import default_catalogue
 from sidestep.channels.base import all_adapters
-from sidestep.channels.uploads import MediaStore
+from sidestep.channels.uploads import MediaHost, MediaStore
 from sidestep.clock import FrozenClock
 from sidestep.dispatch.worker import run_once
 from sidestep.email.campaign import SendSettings
@@ -188,7 +188,8 @@ async def _replay(db: Database, vault: Vault, sim: Simulator, client: Any, clock
         await db.bus.drain()
         await engine.tick()
         await run_once(db, vault=vault, adapters=adapters, worker="drill", clock=clock, rng=rng,
-                       media_dir=media_dir)
+                       media_host=MediaHost(media_dir, base_url="https://drill.invalid",
+                                            secret=b"drill media"))
         await db.bus.drain()
         if progress is not None:
             for change in report.transitions:
