@@ -1,8 +1,11 @@
 """The scenarios end to end: the runner probes the simulator's real DNS and HTTP servers.
 
 Compressed time: a FrozenClock jumps from one due tick to the next (the scenario player
-applies the faults in between), so hours of scenario take seconds. Only platforms whose
-probe URLs the simulator serves are probed, and only a few, to keep it fast.
+applies the faults in between), so hours of scenario take seconds. The schedule and the
+thresholds are the packaged ones (interval 120 s, retry 15 s, confirm 120 s); only the
+probes' own timeouts are short, because a dropped DNS query or a held HTTP request costs
+real seconds on every tick it happens. A few platforms per scenario, and the quiet stretches
+between the moments that matter are skipped (`skip_to`), to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -32,9 +35,14 @@ from sidestep.store.tables import Event
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
+# Loopback answers take milliseconds; a timeout of 0.3-0.5 s still leaves a wide margin
+# on a loaded CI machine, and each tick that meets a dropped query waits no longer than it.
+DNS_TIMEOUT_S, HTTP_TIMEOUT_S = 0.3, 0.5
+
+
 def _config() -> MonitorConfig:
-    return load_monitor_config().with_changes(probing={"dns_timeout_s": 1.0,
-                                                       "http_timeout_s": 1.0})
+    return load_monitor_config().with_changes(probing={"dns_timeout_s": DNS_TIMEOUT_S,
+                                                       "http_timeout_s": HTTP_TIMEOUT_S})
 
 
 class Replay:
@@ -112,7 +120,7 @@ async def test_meta_2021_is_down_within_two_intervals_and_recovers(
     assert any(c["outcome"] == "servfail" and "@authoritative:" in c["target"] for c in checks)
     assert states["facebook"].status == PlatformStatus.DOWN
     replay.skip_to(timedelta(hours=6, minutes=50))  # every fault is over by then
-    await replay.until(timedelta(hours=7, minutes=30))
+    await replay.until(timedelta(hours=7, minutes=10))  # recover_s (2 min) and a margin
     assert replay.announced("facebook")[-1][1] == "up"
     assert replay.announced("whatsapp")[-1][1] == "up"
 
@@ -123,7 +131,9 @@ async def test_whatsapp_instagram_2021_is_degraded_media_not_down(
 ) -> None:
     sim, clock = started
     replay = Replay(sim, db, clock, "whatsapp-instagram-2021-03-19", ["whatsapp", "instagram"])
-    await replay.until(timedelta(minutes=45))
+    await replay.until(timedelta(minutes=1))  # both watched and up
+    replay.skip_to(timedelta(minutes=23))  # media fails from +25:00, for 45 minutes
+    await replay.until(timedelta(minutes=35))  # DEGRADED comes after about 3.5 min
     for platform in ("whatsapp", "instagram"):
         states = [s for _, s in replay.announced(platform)]
         assert "down" not in states
@@ -140,6 +150,11 @@ async def test_local_network_down_is_a_local_outage_and_no_platform_is_blamed(
 ) -> None:
     sim, clock = started
     replay = Replay(sim, db, clock, "local-network-down", ["facebook", "telegram"])
+    # The uplink goes dark at +1:00; the first tick after it is at +2:00 and the controls
+    # must fail for local_confirm_s (20 s): LOCAL_OUTAGE at +2:30, then rounds are dropped.
+    await replay.until(timedelta(minutes=3, seconds=30))
+    assert [s for _, s in replay.announced(INTERNET)] == ["local_outage"]
+    replay.skip_to(timedelta(minutes=10, seconds=30))  # still dark until +11:00
     await replay.until(timedelta(minutes=12))
     local = replay.announced(INTERNET)
     assert [s for _, s in local] == ["local_outage", "up"]
@@ -166,10 +181,10 @@ async def test_a_flaky_week_raises_no_down_event(
                     if s.platform in platforms and s.params.get("noise") == "blip"
                     and s.offset < timedelta(days=1)})
     assert blips, "the seed gives blips in the first day"
-    for start in blips:
-        if start - timedelta(minutes=2) > replay.player.position:
-            replay.skip_to(start - timedelta(minutes=2))
-        await replay.until(start + timedelta(minutes=6))
+    for start in blips:  # a blip lasts at most 2 min; DOWN would need 2 min more (confirm_s)
+        if start - timedelta(seconds=30) > replay.player.position:
+            replay.skip_to(start - timedelta(seconds=30))
+        await replay.until(start + timedelta(minutes=5))
     downs = [t for t in replay.transitions if t.new.status is PlatformStatus.DOWN]
     assert downs == []
     assert all(replay.announced(p) for p in platforms)  # they were watched and called up

@@ -162,14 +162,17 @@ class MonitorRunner:
     async def _probe(self, target: Target) -> list[NewObservation]:
         jobs = [self.dns.observe(target.key, host, resolver, via="resolver")
                 for host in target.platform.hostnames for resolver in self.network.resolvers]
-        found: list[NewObservation] = list(await asyncio.gather(*jobs))
+        # All of a platform's probes at once, so a pass lasts as long as its slowest probe
+        # (one timeout), not the sum of them; the observations keep this order.
+        parts = [asyncio.ensure_future(asyncio.gather(*jobs))]
         if target.platform.authoritative_nameservers:
-            found += await self.dns.probe_authoritative(
-                target.platform, self.network.bootstrap, ns_port=self.network.ns_port)
-        found += await self.http.probe_all(target.key, target.probes)
+            parts.append(asyncio.ensure_future(self.dns.probe_authoritative(
+                target.platform, self.network.bootstrap, ns_port=self.network.ns_port)))
+        parts.append(asyncio.ensure_future(self.http.probe_all(target.key, target.probes)))
         if target.feed is not None:
-            found += await self.status.probe_feed(target.key, target.feed.kind, target.feed.url)
-        return found
+            parts.append(asyncio.ensure_future(
+                self.status.probe_feed(target.key, target.feed.kind, target.feed.url)))
+        return [obs for part in await asyncio.gather(*parts) for obs in part]
 
     async def _remote(self, session: AsyncSession) -> list[NewObservation]:
         """Observations other vantage points (probe agents) stored since the last tick."""
