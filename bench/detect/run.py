@@ -13,6 +13,8 @@ writes `bench/detect/RESULTS.md`. Exit code 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import os
+import platform as host_platform
 import statistics
 import sys
 import time
@@ -86,6 +88,21 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _machine() -> str:
+    """CPU model, cores, Python, and the load average (the machine may be shared)."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{model}, {os.cpu_count()} cores, Python {host_platform.python_version()}; "
+            f"load average (1/5/15 min) {load}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -102,10 +119,13 @@ def main() -> int:
             for seed in range(1, runs_for.get(name, args.runs) + 1)]
     # the longest first, so the workers finish together
     jobs.sort(key=lambda job: load_scenario(job[0]).duration, reverse=True)
+    machine_before = _machine()
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(_run, jobs))
     wall = time.perf_counter() - started
+    machine_after = _machine()
+    cpu = sum(float(r["seconds"]) for r in results)  # type: ignore[arg-type]
 
     confusion: Counter[tuple[str, str]] = Counter()
     for r in results:
@@ -123,7 +143,10 @@ def main() -> int:
              + "".join(f" ({n} for {k})" for k, n in runs_for.items())
              + f"; probe interval {interval_s:g} s; "
              f"thresholds from the packaged `monitor.toml`; wall time {wall:.0f} s on "
-             f"{args.workers} worker(s). Regenerate: `.venv/bin/python bench/detect/run.py`.",
+             f"{args.workers} worker(s), {cpu:.0f} s of replays in all.", "",
+             f"Command: `{' '.join(['.venv/bin/python bench/detect/run.py', *sys.argv[1:]])}`",
+             "",
+             f"Machine at the start: {machine_before}.  ", f"At the end: {machine_after}.",
              "", "## Confusion (platform-runs: truth vs the worst state announced)", "",
              "| truth \\ monitor | " + " | ".join(SEEN) + " |",
              "|---|" + "---|" * len(SEEN)]
