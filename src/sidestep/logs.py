@@ -87,6 +87,10 @@ def configure_logging(level: str = "info", *, json_output: bool = False) -> None
     root.setLevel(numeric)
     # Migrations announce every step at INFO; an operator needs to hear only of problems.
     logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    # httpx logs every request's URL at INFO: the monitor probes constantly, and some
+    # platforms put the token in the path (Telegram's /bot<token>/), so only problems pass.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     )

@@ -88,7 +88,10 @@ def demo(
                               f"[bold]sidestep sim fault instagram dns_servfail[/bold] "
                               f"(control API {sim.control_url}).")
                 await serve_all(runtime, host=host, port=port, http=sim.client(),
-                                background=[_demo_monitor(runtime, sim)])
+                                background=[_demo_monitor(runtime, sim)],
+                                # uvicorn's access log is process-wide: it would print every
+                                # request the monitor makes to the in-process simulator.
+                                access_log=False)
         finally:
             await runtime.close()
 

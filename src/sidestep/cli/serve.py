@@ -110,7 +110,7 @@ async def run_worker(runtime: Runtime, *, simulator: str | None = None,
 
 async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | None = None,
                     options: WorkerOptions | None = None, http: httpx.AsyncClient | None = None,
-                    background: Sequence[Background] = ()) -> None:
+                    background: Sequence[Background] = (), access_log: bool = True) -> None:
     """The web app, a worker and the `background` work (the monitor) in one process; one
     signal stops them all, the worker after the sends under way. `http` overrides the
     platform client (the demo's in-process simulator)."""
@@ -120,7 +120,8 @@ async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | 
                                 adapters=build_adapters(client, clock=runtime.clock),
                                 options=options,
                                 media_host=MediaHost.from_settings(runtime.settings))
-        server = _SignalsLeftToCaller(_web_config(runtime, host=host, port=port))
+        server = _SignalsLeftToCaller(_web_config(runtime, host=host, port=port,
+                                                  access_log=access_log))
         stop_background = asyncio.Event()
 
         def on_signal() -> None:
@@ -231,10 +232,11 @@ class _SignalsLeftToCaller(uvicorn.Server):
         yield
 
 
-def _web_config(runtime: Runtime, *, host: str, port: int) -> uvicorn.Config:
+def _web_config(runtime: Runtime, *, host: str, port: int,
+                access_log: bool = True) -> uvicorn.Config:
     from sidestep.web.app import create_app
 
     return uvicorn.Config(
         create_app(runtime), host=host, port=port, log_level=runtime.settings.log_level,
-        proxy_headers=False, server_header=False,
+        proxy_headers=False, server_header=False, access_log=access_log,
     )
