@@ -71,6 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--peer-series", type=int, default=100)
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help="comma-separated: which ports to run (tfcausalimpact takes minutes "
+                        "per series here)")
     args = parser.parse_args()
     data = generate(args.series)
     truth = data["cumulative_effect"]
@@ -86,7 +89,7 @@ def main() -> None:
     sub = score(ours["effect"][:k], ours["lower"][:k], ours["upper"][:k], ours["p"][:k],
                 truth[:k])
     lines.append(_row("sidestep (peer subset)", sub, seconds / args.series))
-    for name in PEERS if k else ():
+    for name in [p for p in args.peers.split(",") if p in PEERS] if k else []:
         peer = run_peer(name, data, k)
         if peer is None:
             lines.append(f"| {name} | not installed (run bench/impact/setup-peers.sh) |||||")
