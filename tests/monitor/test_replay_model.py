@@ -52,14 +52,14 @@ async def test_the_model_sees_what_the_probes_see(
     faulted: str, fault: str, params: dict[str, Any],
 ) -> None:
     await sim.load_specs()
-    config = load_monitor_config().with_changes(probing={"http_timeout_s": 0.5})
+    config = load_monitor_config().with_changes(probing={"http_timeout_s": 2.0})
     if fault != "none":
         feature = params.pop("feature", None)
         await sim.set_fault(faulted, fault, feature=feature, **params)
     model = ProbeModel(sim.world, config)
-    dns = DnsProbe(clock=clock, timeout_s=0.5)
+    dns = DnsProbe(clock=clock, timeout_s=1.0)
     async with sim.client() as client:
-        http = HttpProbe(client=client, clock=clock, timeout_s=0.5)
+        http = HttpProbe(client=client, clock=clock, timeout_s=2.0)
         for key in [k for k in dict.fromkeys(("facebook", "whatsapp", faulted)) if k != INTERNET]:
             target = _target(key, sim)
             real_dns = [await dns.observe(key, h, sim_resolver, via="resolver")

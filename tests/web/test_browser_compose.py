@@ -21,6 +21,7 @@ from PIL import Image
 from playwright.async_api import ConsoleMessage, async_playwright
 
 from sidestep.channels.base import Adapter, all_adapters
+from sidestep.channels.uploads import MediaHost
 from sidestep.clock import FrozenClock
 from sidestep.dispatch.worker import run_once
 from sidestep.runtime import Runtime
@@ -167,7 +168,8 @@ async def test_a_post_is_composed_seen_on_the_calendar_and_delivered(
             await take_screenshot(page, tmp_path, "calendar-month.png")
 
             claimed = await run_once(runtime.db, vault=runtime.vault, adapters=site.adapters,
-                                     worker="browser-test", clock=clock, rng=random.Random(1))
+                                     worker="browser-test", clock=clock, rng=random.Random(1),
+                                     media_host=MediaHost.from_settings(runtime.settings))
             assert claimed == 2
             await page.goto(post_url)
             assert await page.locator("section.timeline .state").all_text_contents() == [
