@@ -7,6 +7,8 @@ every value so that a stray log line or traceback never shows a token.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -62,6 +64,14 @@ class Vault:
         if secret_key:
             return cls(secret_key.encode())
         return cls(load_or_create_key_file(data_dir / KEY_FILE_NAME))
+
+    @staticmethod
+    def derived_key(*, secret_key: str | None, data_dir: Path, label: bytes) -> bytes:
+        """A key for one purpose (signing links, media URLs), derived from the installation's
+        key so the vault's own key never signs anything public."""
+        key = secret_key.encode() if secret_key else load_or_create_key_file(
+            data_dir / KEY_FILE_NAME)
+        return hmac.new(key, label, hashlib.sha256).digest()
 
     def encrypt(self, credentials: Mapping[str, str]) -> bytes:
         return self._fernet.encrypt(json.dumps(dict(credentials), sort_keys=True).encode())

@@ -25,7 +25,7 @@ from PIL import Image
 from sidestep.channels.images import UnreadableImage, human_bytes
 from sidestep.config import Settings
 from sidestep.domain.content import MediaItem, MediaKind
-from sidestep.vault import KEY_FILE_NAME, load_or_create_key_file
+from sidestep.vault import Vault
 
 __all__ = ["MAX_UPLOAD_BYTES", "MediaError", "MediaHost", "MediaStore", "StoredImage"]
 
@@ -139,11 +139,9 @@ class MediaHost:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaHost:
-        if settings.secret_key is not None:
-            key = settings.secret_key.get_secret_value().encode()
-        else:
-            key = load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
-        secret = hmac.new(key, b"sidestep public media v1", hashlib.sha256).digest()
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        secret = Vault.derived_key(secret_key=secret_key, data_dir=settings.data_dir,
+                                   label=b"sidestep public media v1")
         return cls(settings.data_dir, base_url=settings.public_url, secret=secret)
 
     def url_for(self, workspace_id: int, item: MediaItem) -> str:

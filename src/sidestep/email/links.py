@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sidestep.config import Settings
-from sidestep.vault import KEY_FILE_NAME, load_or_create_key_file
+from sidestep.vault import Vault
 
 UNSUBSCRIBE = "unsubscribe"
 CONFIRM = "confirm"
@@ -42,18 +42,11 @@ class LinkClaims:
     issued_at: datetime | None
 
 
-def derive_secret(key: bytes) -> bytes:
-    """A key for links only, so the vault's key itself never signs anything public."""
-    return hmac.new(key, _DERIVATION_LABEL, hashlib.sha256).digest()
-
-
 def links_secret(settings: Settings) -> bytes:
     """The link-signing secret for this installation (the same in every process)."""
-    if settings.secret_key is not None:
-        key = settings.secret_key.get_secret_value().encode()
-    else:
-        key = load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
-    return derive_secret(key)
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return Vault.derived_key(secret_key=secret, data_dir=settings.data_dir,
+                             label=_DERIVATION_LABEL)
 
 
 def _b64(raw: bytes) -> str:
