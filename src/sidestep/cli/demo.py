@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +12,7 @@ import typer
 
 from sidestep.catalogue import default_catalogue
 from sidestep.cli.common import console, run
-from sidestep.cli.serve import Background, serve_all
+from sidestep.cli.serve import Background, monitor_on, serve_all
 from sidestep.clock import SystemClock
 from sidestep.config import Settings
 from sidestep.domain.states import Role
@@ -101,18 +100,9 @@ def demo(
 def _demo_monitor(runtime: Runtime, sim: Simulator) -> Background:
     """The monitor watching the simulator, so a fault set with `sidestep sim fault` shows on
     the status board and holds the posts due on that platform."""
-    from sidestep.monitor.runner import run_monitor
     from sidestep.monitor.simulated import simulator_network
 
-    async def work(stop: asyncio.Event) -> None:
-        network = simulator_network(sim)
-        try:
-            await run_monitor(runtime, stop=stop, network=network,
-                              served_hosts=list(sim.host_map()))
-        finally:
-            await network.client.aclose()
-
-    return work
+    return monitor_on(runtime, simulator_network(sim), list(sim.host_map()))
 
 
 @asynccontextmanager

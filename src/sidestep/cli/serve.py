@@ -16,6 +16,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import httpx
 import typer
@@ -28,6 +29,9 @@ from sidestep.config import Settings
 from sidestep.dispatch.process import WorkerOptions, WorkerProcess, WorkerStats, build_adapters
 from sidestep.logs import configure_logging
 from sidestep.runtime import Runtime
+
+if TYPE_CHECKING:
+    from sidestep.monitor.runner import Network
 
 # Work that runs beside the web app and the worker until its event is set (the monitor).
 Background = Callable[[asyncio.Event], Awaitable[None]]
@@ -154,13 +158,19 @@ async def serve_all(runtime: Runtime, *, host: str, port: int, simulator: str | 
 async def monitor_work(runtime: Runtime, simulator: str | None) -> Background:
     """The monitor as background work: the internet's platforms, or the simulator's."""
     from sidestep.cli.monitor import simulator_network_at
-    from sidestep.monitor.runner import run_monitor
 
     network, served = await simulator_network_at(simulator)
+    return monitor_on(runtime, network, served)
+
+
+def monitor_on(runtime: Runtime, network: Network | None,
+               served_hosts: Sequence[str] | None) -> Background:
+    """The monitor probing through `network` (None: the internet); closes its client."""
+    from sidestep.monitor.runner import run_monitor
 
     async def work(stop: asyncio.Event) -> None:
         try:
-            await run_monitor(runtime, stop=stop, network=network, served_hosts=served)
+            await run_monitor(runtime, stop=stop, network=network, served_hosts=served_hosts)
         finally:
             if network is not None:
                 await network.client.aclose()

@@ -204,8 +204,12 @@ async def _publish_adapted(job: _Job, adapter: Adapter, media_dir: Path | None,
     if media_host is not None:
         def host(item: MediaItem) -> str:
             return media_host.url_for(job.workspace_id, item)
-    adaptation = adapt(replace(job.content, media=media), adapter, variant=job.variant,
-                       host_media=host)
+    content = replace(job.content, media=media)
+    if media:  # resizing and re-encoding images is CPU work: off the loop, so sends go on
+        adaptation = await asyncio.to_thread(adapt, content, adapter, variant=job.variant,
+                                             host_media=host)
+    else:
+        adaptation = adapt(content, adapter, variant=job.variant)
     if not adaptation.ok:
         raise Rejected("; ".join(problem.message for problem in adaptation.problems))
     first = await adapter.publish(adaptation.parts[0], job.credentials,
